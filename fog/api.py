@@ -1,0 +1,148 @@
+"""The fog's local HTTP API (aiohttp): what the lot's displays, apps and operators read.
+
+Every read is of committed state (see fog/cycle.py). Bad requests get a 4xx
+with a JSON body ``{"error": ..., "where": ...}`` and change nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import WSMsgType, web
+
+if TYPE_CHECKING:
+    from fog.daemon import FogDaemon
+
+MAX_BODY = 64 * 1024
+DAEMON: web.AppKey[FogDaemon] = web.AppKey("daemon")
+SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("sockets")
+
+
+def _error(status: int, error: str, where: str) -> web.Response:
+    return web.json_response({"error": error, "where": where}, status=status)
+
+
+def _lot(request: web.Request) -> FogDaemon:
+    daemon = request.app[DAEMON]
+    lot = request.match_info.get("lot")
+    if lot is not None and lot != daemon.cfg.lot.id:
+        raise web.HTTPNotFound(text=json.dumps({"error": f"unknown lot {lot!r}", "where": "path.lot"}),
+                               content_type="application/json")
+    return daemon
+
+
+def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise web.HTTPBadRequest(text=json.dumps({"error": f"{name} must be an integer, got {raw!r}",
+                                                  "where": f"query.{name}"}),
+                                 content_type="application/json") from None
+    if not lo <= value <= hi:
+        raise web.HTTPBadRequest(text=json.dumps({"error": f"{name} must be in {lo}..{hi}",
+                                                  "where": f"query.{name}"}),
+                                 content_type="application/json")
+    return value
+
+
+async def lots(request: web.Request) -> web.Response:
+    return web.json_response([request.app[DAEMON].engine.state.summary()])
+
+
+async def lot(request: web.Request) -> web.Response:
+    return web.json_response(_lot(request).engine.state.summary())
+
+
+async def spots(request: web.Request) -> web.Response:
+    daemon = _lot(request)
+    out: list[dict[str, Any]] = []
+    for s in daemon.engine.state.spots.values():
+        out.append({"spot": s.spot_id, "zone": s.zone, "kind": s.kind, "state": s.state, "since_ms": s.since_ms,
+                    "node_id": s.node_id, "last_seen_ms": s.last_seen_ms, "battery_mv": s.battery_mv,
+                    "tamper": bool(s.tamper), "rssi_dbm": s.rssi_dbm, "snr_db": s.snr_db})
+    return web.json_response(out)
+
+
+async def events(request: web.Request) -> web.Response:
+    daemon = _lot(request)
+    after = _int_param(request, "after", 0, 0, 2**62)
+    limit = _int_param(request, "limit", 100, 1, 1000)
+    page = daemon.store.events_page(after, limit)
+    return web.json_response({"events": page, "next_after": page[-1]["id"] if page else after})
+
+
+async def alerts(request: web.Request) -> web.Response:
+    daemon = _lot(request)
+    return web.json_response(sorted(daemon.engine.alerts.values(), key=lambda a: a["first_seen_ms"]))
+
+
+async def stats(request: web.Request) -> web.Response:
+    return web.json_response(request.app[DAEMON].stats())
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[DAEMON].metrics.render()
+    return web.Response(body=body, content_type="text/plain", charset="utf-8")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    health = request.app[DAEMON].health()
+    return web.json_response(health, status=200 if health["status"] != "down" else 503)
+
+
+async def stream(request: web.Request) -> web.WebSocketResponse:
+    """WebSocket of state changes: one JSON message per committed change."""
+    _lot(request)
+    ws = web.WebSocketResponse(heartbeat=30)
+    await ws.prepare(request)
+    request.app[SOCKETS].add(ws)
+    await ws.send_json({"type": "hello", **request.app[DAEMON].engine.state.summary()})
+    try:
+        async for msg in ws:
+            if msg.type == WSMsgType.ERROR:
+                break
+    finally:
+        request.app[SOCKETS].discard(ws)
+    return ws
+
+
+def broadcast(app: web.Application, changes: list[dict[str, Any]]) -> None:
+    """Called by the cycle after a commit; sends without blocking the cycle."""
+    sockets: set[web.WebSocketResponse] = app[SOCKETS]
+    for ws in list(sockets):
+        if not ws.closed:
+            for change in changes:
+                asyncio.ensure_future(ws.send_json(change))
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status >= 400:
+            request.app[DAEMON].count_bad_request(exc.status)
+        if exc.content_type == "application/json" or exc.status < 400:
+            raise
+        return _error(exc.status, exc.reason, request.path)
+
+
+def make_app(daemon: FogDaemon) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[json_errors])
+    app[DAEMON] = daemon
+    app[SOCKETS] = set()
+    app.router.add_get("/v1/lots", lots)
+    app.router.add_get("/v1/lots/{lot}", lot)
+    app.router.add_get("/v1/lots/{lot}/spots", spots)
+    app.router.add_get("/v1/lots/{lot}/events", events)
+    app.router.add_get("/v1/lots/{lot}/alerts", alerts)
+    app.router.add_get("/v1/lots/{lot}/stream", stream)
+    app.router.add_get("/v1/stats", stats)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    return app

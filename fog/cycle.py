@@ -1,0 +1,226 @@
+"""The fog's fixed-rate cycle: drain ingest, admit, apply, commit — every period.
+
+Ingest threads only append to a deque; everything else happens here, on the
+event loop's thread, so the API never sees a change before it is committed
+(the cycle does not await between applying and committing). A failed commit
+(disk full, I/O error) rolls the in-memory state back to the store's and puts
+the frames back at the head of the queue: nothing is half-applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from fog import records
+from fog.admission import Accepted, Duplicate, FrameAdmission, Reception, Refused
+from fog.config import FogConfig
+from fog.lot_state import LotState
+from fog.metrics import FogMetrics
+from fog.store import CycleWrite, FogStore
+from proto import frame as fr
+
+log = logging.getLogger("fogpark.fog.cycle")
+
+ALERTING_REFUSALS = ("bad_mic", "replay", "fcnt_gap", "unknown_node")
+TAMPER_CODES = (fr.DIAG_RANGE_BLIND, fr.DIAG_RANGE_SHORT, fr.DIAG_MAG_SATURATED)
+
+
+def wall_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class CycleEngine:
+    """Owns the lot state, the admission counters and the write path."""
+
+    def __init__(self, cfg: FogConfig, store: FogStore, metrics: FogMetrics, max_frames_per_cycle: int = 5000):
+        self.cfg = cfg
+        self.store = store
+        self.metrics = metrics
+        self.max_frames = max_frames_per_cycle
+        self.queue: deque[Reception] = deque()
+        self.on_commit: list[Callable[[list[dict[str, Any]]], None]] = []
+        self.logged_once: set[tuple[int | None, str]] = set()
+        self.degraded: dict[str, str] = {}
+        self.cycles = 0
+        self._summary_due_ms = 0
+        self._arrival_times: list[int] = []
+        self._last_arrivals = 0
+        self._last_departures = 0
+        self._reload()
+
+    def _reload(self) -> None:
+        """(Re)build in-memory state from the store: at start and after a failed commit."""
+        self.admission = FrameAdmission(self.cfg.nodes, self.store.load_counters(),
+                                        int(self.cfg.dedup_window_s * 1000))
+        self.state = LotState(self.cfg.lot, {n.node_id: n.spot for n in self.cfg.nodes.values()})
+        self.state.restore(self.store.load_spots())
+        self.refusals = self.store.load_refusals()
+        self.alerts = self.store.load_alerts()
+
+    # --- ingest side (any thread) ---------------------------------------------
+
+    def submit(self, rx: Reception) -> None:
+        self.queue.append(rx)  # deque.append is atomic: ingest threads need no lock
+
+    # --- one cycle ------------------------------------------------------------------
+
+    def run_once(self, now_ms: int | None = None) -> int:
+        """Process what is queued, commit it; returns the number of frames handled."""
+        now_ms = wall_ms() if now_ms is None else now_ms
+        w = CycleWrite()
+        taken: list[Reception] = []
+        changes: list[dict[str, Any]] = []
+        while self.queue and len(taken) < self.max_frames:
+            rx = self.queue.popleft()
+            taken.append(rx)
+            self._handle(rx, w, changes)
+        self._maybe_summarise(now_ms, w)
+        try:
+            self.store.commit_cycle(w)
+        except Exception as err:  # noqa: BLE001 - any store failure: roll back, keep serving
+            self._rollback(taken, err)
+            return 0
+        self.degraded.pop("store", None)
+        self._after_commit(w, taken, changes)
+        return len(taken)
+
+    def _rollback(self, taken: list[Reception], err: Exception) -> None:
+        if "store" not in self.degraded:
+            log.error("commit failed, will retry: %s", err)
+        self.degraded["store"] = f"commit failed: {err}"
+        self.queue.extendleft(reversed(taken))
+        self._reload()
+
+    def _after_commit(self, w: CycleWrite, taken: list[Reception], changes: list[dict[str, Any]]) -> None:
+        for rx in taken:
+            self.metrics.frames_received.labels(rx.gateway).inc()
+        for reason, n in w.refusals.items():
+            self.refusals[reason] = self.refusals.get(reason, 0) + n
+            self.metrics.frames_refused.labels(reason).inc(n)
+        for state in ("empty", "occupied", "unknown"):
+            self.metrics.spots.labels(state).set(self.state.counts.get(state, 0))
+        if changes:
+            for listener in self.on_commit:
+                try:
+                    listener(changes)
+                except Exception:  # noqa: BLE001 - a listener must not stop the cycle
+                    log.exception("state listener failed")
+
+    def _handle(self, rx: Reception, w: CycleWrite, changes: list[dict[str, Any]]) -> None:
+        verdict = self.admission.admit(rx)
+        if isinstance(verdict, Duplicate):
+            self.metrics.frames_duplicate.inc()
+            return
+        if isinstance(verdict, Refused):
+            self._refuse(verdict, w)
+            return
+        self._accept(verdict, w, changes)
+
+    def _refuse(self, v: Refused, w: CycleWrite) -> None:
+        w.refusals[v.reason] = w.refusals.get(v.reason, 0) + 1
+        key = (v.node_id, v.reason)
+        if key not in self.logged_once:  # logged once per node and reason, counted always
+            self.logged_once.add(key)
+            log.warning("refused frame from %s via %s: %s (%s)",
+                        f"{v.node_id:#010x}" if v.node_id is not None else "?", v.rx.gateway, v.reason, v.detail)
+        if v.reason in ALERTING_REFUSALS and v.node_id is not None:
+            self._raise_alert(w, v.reason, v.node_id, None, v.rx.received_ms, v.detail)
+
+    def _raise_alert(self, w: CycleWrite, kind: str, node_id: int, spot: str | None, at_ms: int,
+                     detail: str) -> None:
+        alert_id = f"{kind}:{node_id:08x}"
+        row = self.alerts.get(alert_id)
+        new = row is None or row["cleared_ms"]
+        if new:
+            row = {"alert_id": alert_id, "kind": kind, "node_id": node_id, "spot_id": spot,
+                   "first_seen_ms": at_ms, "cleared_ms": 0, "count": 0}
+        assert row is not None
+        row = dict(row, last_seen_ms=at_ms, count=row["count"] + 1, detail=detail)
+        self.alerts[alert_id] = row
+        w.alerts[alert_id] = row
+        if new:  # raised once, not per frame; the cloud hears of it once
+            w.outbox.append((*records.alert(self.cfg.lot.id, row), at_ms))
+
+    def _accept(self, v: Accepted, w: CycleWrite, changes: list[dict[str, Any]]) -> None:
+        self.metrics.frames_accepted.labels(fr.TYPE_NAMES[v.msg_type]).inc()
+        rx, node, f = v.rx, v.node, v.fields
+        w.counters[node.node_id] = self.admission.counters[node.node_id]
+        spot = self.state.spots[node.spot]
+        spot.rssi_dbm, spot.snr_db = rx.rssi_dbm, rx.snr_db
+        spot.last_seen_ms = rx.received_ms
+        event: dict[str, Any] = {"at_ms": rx.received_ms, "kind": fr.TYPE_NAMES[v.msg_type], "spot_id": node.spot,
+                 "node_id": node.node_id, "fcnt": v.fcnt, "rssi_dbm": rx.rssi_dbm, "snr_db": rx.snr_db,
+                 "gateway": rx.gateway}
+        if v.msg_type == fr.OCCUPANCY:
+            _, changed = self.state.apply_occupancy(node.spot, f["state"], rx.received_ms)
+            if changed and spot.state == "occupied":
+                self._arrival_times.append(rx.received_ms)
+            event.update(state=spot.state, prev_duration_s=f["prev_duration_s"])
+            w.outbox.append((*records.spot_event(
+                self.cfg.lot.id, node.spot, rx.received_ms, spot.state, f["prev_duration_s"], node.node_id,
+                v.fcnt, rx.rssi_dbm, rx.snr_db, rx.gateway_id), rx.received_ms))
+            if changed:
+                changes.append({"type": "spot", "spot": node.spot, "state": spot.state, "at_ms": rx.received_ms})
+        elif v.msg_type == fr.HEARTBEAT:
+            spot.battery_mv, spot.temp_c = f["battery_mv"], f["temp_c"]
+            w.outbox.append((*records.node_health(self.cfg.lot.id, node.node_id, node.spot, rx.received_ms, f,
+                                                  bool(spot.tamper)), rx.received_ms))
+        elif v.msg_type == fr.DIAGNOSTIC:
+            event["detail"] = fr.DIAG_NAMES.get(f["code"], str(f["code"]))
+            if f["code"] in TAMPER_CODES:
+                spot.tamper = 1
+                self._raise_alert(w, "tamper", node.node_id, node.spot, rx.received_ms, event["detail"])
+            elif f["code"] == fr.DIAG_TAMPER_CLEARED:
+                spot.tamper = 0
+        elif v.msg_type == fr.CHECKIN:
+            event["detail"] = f["uid"].hex()
+        w.events.append(event)
+        w.spots[node.spot] = spot.row()
+
+    def _maybe_summarise(self, now_ms: int, w: CycleWrite) -> None:
+        cloud = self.cfg.cloud
+        period_ms = int((cloud.summary_period_s if cloud else 60) * 1000)
+        if self._summary_due_ms == 0:
+            self._summary_due_ms = (now_ms // period_ms + 1) * period_ms
+            return
+        if now_ms < self._summary_due_ms:
+            return
+        start = self._summary_due_ms - period_ms
+        arrivals = [t for t in self._arrival_times if start <= t < self._summary_due_ms]
+        mean_ia = (arrivals[-1] - arrivals[0]) / 1000 / (len(arrivals) - 1) if len(arrivals) >= 2 else float("nan")
+        s = self.state
+        w.outbox.append((*records.lot_summary(
+            self.cfg.lot.id, start, period_ms // 1000, s.capacity, s.occupied, s.free,
+            s.arrivals - self._last_arrivals, s.departures - self._last_departures, mean_ia), now_ms))
+        self._last_arrivals, self._last_departures = s.arrivals, s.departures
+        self._arrival_times = [t for t in self._arrival_times if t >= self._summary_due_ms]
+        self._summary_due_ms = (now_ms // period_ms + 1) * period_ms
+
+    # --- the fixed-rate loop ----------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Fixed rate on the monotonic clock; overruns and skipped slots are counted."""
+        period = self.cfg.cycle_ms / 1000
+        next_t = time.monotonic()
+        while not stop.is_set():
+            t0 = time.monotonic()
+            self.run_once()
+            dt = time.monotonic() - t0
+            self.cycles += 1
+            self.metrics.cycle_seconds.observe(dt)
+            self.metrics.queue_depth.set(len(self.queue))
+            if dt > period:
+                self.metrics.cycle_overruns.inc()
+            next_t += period
+            now = time.monotonic()
+            if now > next_t:
+                missed = int((now - next_t) / period)
+                if missed:
+                    self.metrics.cycles_skipped.inc(missed)
+                next_t += missed * period
+            await asyncio.sleep(max(0.0, next_t - now))

@@ -1,0 +1,112 @@
+"""The fog daemon: wires ingest, the cycle, the store, cloud sync and the API.
+
+Runs in one asyncio loop (ingest backends that block use threads and only
+append to the cycle's queue). ``FogDaemon.run`` returns after SIGTERM/SIGINT
+once the last cycle is committed and the API has stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from typing import Any
+
+from aiohttp import web
+
+from fog import api
+from fog.config import FogConfig
+from fog.cycle import CycleEngine
+from fog.ingest.serial_gateway import SerialGateway
+from fog.metrics import FogMetrics
+from fog.store import FogStore
+from fog.sync import CloudSync
+
+log = logging.getLogger("fogpark.fog")
+
+
+class FogDaemon:
+    def __init__(self, cfg: FogConfig) -> None:
+        self.cfg = cfg
+        self.started_monotonic = time.monotonic()
+        self.metrics = FogMetrics()
+        self.store = FogStore(cfg.data_dir / f"{cfg.fog_id}.db")
+        self.engine = CycleEngine(cfg, self.store, self.metrics)
+        self.bad_requests: dict[int, int] = {}
+        self.link_errors: dict[str, int] = {}
+        self.gateways = [SerialGateway(s, self.engine.submit, self._link_error) for s in cfg.serial]
+        self.sync = CloudSync(cfg.fog_id, cfg.cloud, self.store, self.metrics) if cfg.cloud else None
+        self.stop_event = asyncio.Event()
+        self.api_port: int | None = None
+
+    def _link_error(self, gateway: str, reason: str) -> None:
+        # Called from a serial thread: a dict update and a counter are thread-safe enough here.
+        self.link_errors[reason] = self.link_errors.get(reason, 0) + 1
+        self.metrics.link_errors.labels(gateway, reason).inc()
+
+    def count_bad_request(self, status: int) -> None:
+        self.bad_requests[status] = self.bad_requests.get(status, 0) + 1
+
+    def stats(self) -> dict[str, Any]:
+        e = self.engine
+        return {
+            "fog": self.cfg.fog_id,
+            "lot": self.cfg.lot.id,
+            "cycles": e.cycles,
+            "frames_refused": dict(e.refusals),
+            "serial_link_errors": dict(self.link_errors),
+            "bad_requests": {str(k): v for k, v in self.bad_requests.items()},
+            "events_stored": self.store.count("events"),
+            "outbox_waiting": self.store.outbox_stats()[0],
+            "acked_seq": self.store.acked_seq(),
+            "gateways": {g.cfg.gateway: {"connected": g.connected, "packets": g.packets, "reopens": g.reopens,
+                                         "last_error": g.last_error} for g in self.gateways},
+        }
+
+    def health(self) -> dict[str, Any]:
+        """What is degraded, in words an operator can act on."""
+        problems = dict(self.engine.degraded)
+        for g in self.gateways:
+            if not g.connected:
+                problems[f"gateway:{g.cfg.gateway}"] = g.last_error or "not connected"
+        if self.sync and not self.sync.connected:
+            problems["cloud"] = self.sync.last_error or "not connected yet"
+        return {"status": "degraded" if problems else "ok", "problems": problems,
+                "uptime_s": round(time.monotonic() - self.started_monotonic, 1)}
+
+    async def start_api(self) -> web.AppRunner:
+        app = api.make_app(self)
+        self.engine.on_commit.append(lambda changes: api.broadcast(app, changes))
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.cfg.api_host, self.cfg.api_port)
+        await site.start()
+        self.api_port = int(runner.addresses[0][1]) if runner.addresses else self.cfg.api_port
+        log.info("fog API on http://%s:%d", self.cfg.api_host, self.api_port)
+        return runner
+
+    async def run(self, install_signals: bool = True) -> None:
+        loop = asyncio.get_running_loop()
+        if install_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self.stop_event.set)
+        runner = await self.start_api()
+        for g in self.gateways:
+            g.start()
+        tasks = [asyncio.create_task(self.engine.run(self.stop_event), name="cycle")]
+        if self.sync:
+            tasks.append(asyncio.create_task(self.sync.run(self.stop_event), name="sync"))
+        log.info("fog %s serving lot %s (%d spots, %d nodes)", self.cfg.fog_id, self.cfg.lot.id,
+                 self.cfg.lot.capacity, len(self.cfg.nodes))
+        try:
+            await self.stop_event.wait()
+        finally:
+            self.stop_event.set()
+            for g in self.gateways:
+                await asyncio.to_thread(g.stop)
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self.engine.run_once()  # commit whatever the gateways delivered last
+            await runner.cleanup()
+            self.store.close()
+            log.info("fog stopped cleanly")

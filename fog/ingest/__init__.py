@@ -1,0 +1,1 @@
+"""Ingest backends: each turns a transport into Receptions on the cycle queue."""

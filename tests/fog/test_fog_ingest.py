@@ -1,0 +1,114 @@
+"""Fog ingest over a real pty + pyserial: accepted, refused, counted, logged once."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from proto import frame as fr
+
+NODE_A01 = 0x00D30001
+
+
+def _key(fog, node_id: int) -> bytes:  # type: ignore[no-untyped-def]
+    return fog.daemon.cfg.nodes[node_id].key
+
+
+def _occ(fog, fcnt: int, state: int, node_id: int = NODE_A01, key: bytes | None = None) -> bytes:  # type: ignore[no-untyped-def]
+    payload = fr.occupancy_payload(state, fr.FLAG_RANGE_CONFIRMED, 30, 40, 25)
+    return fr.encode_frame(fr.OCCUPANCY, node_id, fcnt, payload, key or _key(fog, node_id))
+
+
+async def _spot(fog, spot: str) -> dict:  # type: ignore[no-untyped-def]
+    status, body = await fog.get("/v1/lots/demo/spots")
+    assert status == 200
+    return next(s for s in body if s["spot"] == spot)
+
+
+async def test_occupancy_frame_reaches_the_api(fog) -> None:  # type: ignore[no-untyped-def]
+    fog.gateway.send_rx(_occ(fog, 1, fr.OCCUPIED), rssi_dbm=-101, snr_db=-3.25)
+
+    async def occupied():  # type: ignore[no-untyped-def]
+        return (await _spot(fog, "A01"))["state"] == "occupied"
+
+    await fog.wait_for(occupied)
+    spot = await _spot(fog, "A01")
+    assert spot["rssi_dbm"] == -101 and spot["snr_db"] == -3.25
+    status, lot = await fog.get("/v1/lots/demo")
+    assert lot["occupied"] == 1 and lot["capacity"] == 24
+    status, page = await fog.get("/v1/lots/demo/events")
+    assert [e["fcnt"] for e in page["events"]] == [1]
+    assert fog.daemon.store.count("events") == 1  # committed, not only in memory
+
+
+async def test_malformed_bad_mic_and_replay_are_refused_counted_and_logged_once(fog, caplog) -> None:  # type: ignore[no-untyped-def]
+    caplog.set_level(logging.WARNING, logger="fogpark.fog.cycle")
+    good = _occ(fog, 5, fr.OCCUPIED)
+    fog.gateway.send_rx(good)
+    fog.gateway.send_rx(bytes([0x11, 1, 2, 3]))  # malformed: too short, still a valid serial packet
+    fog.gateway.send_rx(_occ(fog, 6, fr.EMPTY, key=bytes(16)))  # bad MIC: wrong key
+    later = _occ(fog, 7, fr.EMPTY)
+    fog.gateway.send_rx(later)
+    # Replays: the earlier frame again, three times (well after the dedup check: it is not the last frame).
+    for _ in range(3):
+        fog.gateway.send_rx(good)
+
+    async def all_counted():  # type: ignore[no-untyped-def]
+        _, stats = await fog.get("/v1/stats")
+        refused = stats["frames_refused"]
+        return refused if refused.get("replay") == 3 else None
+
+    refused = await fog.wait_for(all_counted)
+    assert refused == {"too_short": 1, "bad_mic": 1, "replay": 3}
+    # The good frames took effect, the bad ones changed nothing.
+    assert (await _spot(fog, "A01"))["state"] == "empty"
+    assert [e["fcnt"] for e in (await fog.get("/v1/lots/demo/events"))[1]["events"]] == [5, 7]
+    # Logged once per node and reason, not once per frame.
+    replay_logs = [r for r in caplog.records if "replay" in r.getMessage()]
+    assert len(replay_logs) == 1
+    # Visible in Prometheus metrics too, and the fog still serves.
+    status, text = await fog.get("/metrics")
+    assert 'fogpark_frames_refused_total{reason="replay"} 3.0' in text
+    status, health = await fog.get("/healthz")
+    assert status == 200
+    status, alerts = await fog.get("/v1/lots/demo/alerts")
+    assert {a["kind"] for a in alerts} == {"bad_mic", "replay"}
+    assert next(a for a in alerts if a["kind"] == "replay")["count"] == 3
+
+
+async def test_same_frame_from_two_gateways_is_one_event(fog) -> None:  # type: ignore[no-untyped-def]
+    frame = _occ(fog, 1, fr.OCCUPIED)
+    fog.gateway.send_rx(frame, rssi_dbm=-80)
+    fog.gateway.send_rx(frame, rssi_dbm=-110)
+
+    async def seen():  # type: ignore[no-untyped-def]
+        return fog.daemon.metrics.frames_duplicate._value.get() == 1
+
+    await fog.wait_for(seen)
+    assert fog.daemon.store.count("events") == 1
+    assert fog.daemon.engine.refusals == {}
+
+
+async def test_garbage_on_the_line_is_survived(fog) -> None:  # type: ignore[no-untyped-def]
+    fog.gateway.write_raw(bytes(range(256)) * 4)
+    fog.gateway.send_rx(_occ(fog, 1, fr.OCCUPIED))
+
+    async def occupied():  # type: ignore[no-untyped-def]
+        return (await _spot(fog, "A01"))["state"] == "occupied"
+
+    await fog.wait_for(occupied)
+    assert sum(fog.daemon.link_errors.values()) >= 1
+
+
+@pytest.mark.parametrize("path", ["/v1/lots/nope/spots", "/v1/nothing"])
+async def test_unknown_paths_are_404_with_a_message(fog, path: str) -> None:  # type: ignore[no-untyped-def]
+    status, body = await fog.get(path)
+    assert status == 404 and body["error"]
+
+
+async def test_bad_query_is_400(fog) -> None:  # type: ignore[no-untyped-def]
+    status, body = await fog.get("/v1/lots/demo/events?limit=abc")
+    assert status == 400 and body["where"] == "query.limit"
+    _, stats = await fog.get("/v1/stats")
+    assert stats["bad_requests"]["400"] == 1
