@@ -16,10 +16,11 @@ from typing import Any
 from aiohttp import web
 
 from fog import api
-from fog.config import FogConfig
+from fog.config import ConfigError, FogConfig, load_fog_config
 from fog.cycle import CycleEngine
 from fog.ingest.serial_gateway import SerialGateway
 from fog.metrics import FogMetrics
+from fog.sdnotify import SystemdNotifier
 from fog.store import FogStore
 from fog.sync import CloudSync
 
@@ -39,6 +40,9 @@ class FogDaemon:
         self.sync = CloudSync(cfg.fog_id, cfg.cloud, self.store, self.metrics) if cfg.cloud else None
         self.stop_event = asyncio.Event()
         self.api_port: int | None = None
+        self.notifier = SystemdNotifier()
+        self._last_cycles = -1
+        self.reloads = 0
 
     def _link_error(self, gateway: str, reason: str) -> None:
         # Called from a serial thread: a dict update and a counter are thread-safe enough here.
@@ -86,22 +90,62 @@ class FogDaemon:
         log.info("fog API on http://%s:%d", self.cfg.api_host, self.api_port)
         return runner
 
+    def _on_sighup(self) -> None:
+        self.notifier.reloading()
+        self.reload()
+        self.notifier.ready()
+
+    def watchdog_ok(self) -> bool:
+        """Healthy enough to keep systemd's watchdog fed: the cycle advances,
+        the store commits, and every ingest thread is alive."""
+        advancing = self.engine.cycles > self._last_cycles
+        self._last_cycles = self.engine.cycles
+        threads_alive = all(g.alive() for g in self.gateways)
+        return advancing and "store" not in self.engine.degraded and threads_alive
+
+    async def _watchdog(self) -> None:
+        period = (self.notifier.watchdog_s or 0) / 2
+        while not self.stop_event.is_set() and period > 0:
+            if self.watchdog_ok():
+                self.notifier.watchdog()
+            await asyncio.sleep(period)
+
+    def reload(self) -> bool:
+        """SIGHUP: re-read the config; apply the node registry if valid, else keep running as is."""
+        try:
+            cfg = load_fog_config(self.cfg.source)
+        except ConfigError as err:
+            log.error("reload refused, keeping the running config: %s", err)
+            return False
+        if cfg.lot != self.cfg.lot:
+            log.warning("reload: lot file changes need a restart; applying the node registry only")
+        self.cfg.nodes.clear()
+        self.cfg.nodes.update(cfg.nodes)  # the admission shares this dict
+        self.reloads += 1
+        log.info("reloaded: %d nodes registered", len(cfg.nodes))
+        return True
+
     async def run(self, install_signals: bool = True) -> None:
         loop = asyncio.get_running_loop()
         if install_signals:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self.stop_event.set)
+            loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         runner = await self.start_api()
         for g in self.gateways:
             g.start()
         tasks = [asyncio.create_task(self.engine.run(self.stop_event), name="cycle")]
         if self.sync:
             tasks.append(asyncio.create_task(self.sync.run(self.stop_event), name="sync"))
+        if self.notifier.watchdog_s:
+            tasks.append(asyncio.create_task(self._watchdog(), name="watchdog"))
         log.info("fog %s serving lot %s (%d spots, %d nodes)", self.cfg.fog_id, self.cfg.lot.id,
                  self.cfg.lot.capacity, len(self.cfg.nodes))
+        self.notifier.ready(f"serving lot {self.cfg.lot.id}")
         try:
             await self.stop_event.wait()
         finally:
+            self.notifier.stopping()
             self.stop_event.set()
             for g in self.gateways:
                 await asyncio.to_thread(g.stop)
