@@ -1,0 +1,86 @@
+"""The 32-bit uplink frame counter, persisted so a reboot never reuses one.
+
+The file holds the *limit*: the first counter not yet reserved. Counters
+are handed out from a reserved block; before the block runs out the next
+block is reserved by rewriting the file (``block`` counters per flash
+write). On boot the counter restarts at the stored limit, skipping whatever
+was left of the previous block, so every counter ever sent is below every
+counter sent after a reboot. The boot count lives in the same file (it is
+rewritten at every boot anyway) and feeds the heartbeat's ``reboots``.
+
+File format: one line of text, ``fcnt1 <limit> <boots>``. Writes go to a
+temporary file renamed over the old one (atomic on littlefs and POSIX), so
+a power cut during a write leaves the old or the new limit, both safe.
+"""
+
+import os
+
+FCNT_MAX = 0xFFFFFFFF
+MAGIC = "fcnt1"
+
+
+class FcntError(OSError):
+    pass
+
+
+class FcntStore:
+    def __init__(self, path: str = "fcnt.dat", block: int = 16) -> None:
+        if block < 1:
+            raise ValueError("block must be >= 1")
+        self.path = path
+        self.block = block
+        limit, boots = self._load()
+        self.boots = boots + 1
+        self.next = limit  # the next counter to use
+        self.limit = limit  # counters below this are reserved on flash
+        self.writes = 0
+        self._reserve()
+
+    def _load(self) -> tuple:
+        try:
+            with open(self.path) as f:
+                text = f.read()
+        except OSError:
+            return 0, 0  # first boot: no file yet
+        parts = text.split()
+        if len(parts) != 3 or parts[0] != MAGIC:
+            raise FcntError(22, "frame counter file " + self.path + " is corrupt: " + repr(text[:40]))
+        try:
+            limit = int(parts[1])
+            boots = int(parts[2])
+        except ValueError:
+            raise FcntError(22, "frame counter file " + self.path + " is corrupt: " + repr(text[:40])) from None
+        if not 0 <= limit <= FCNT_MAX + 1 or boots < 0:
+            raise FcntError(22, "frame counter file " + self.path + " is out of range")
+        return limit, boots
+
+    def _write(self, limit: int) -> None:
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(MAGIC + " " + str(limit) + " " + str(self.boots) + "\n")
+        try:
+            os.rename(tmp, self.path)
+        except OSError:  # a filesystem whose rename does not replace
+            try:
+                os.remove(self.path)
+            except OSError:
+                pass
+            os.rename(tmp, self.path)
+        self.writes += 1
+
+    def _reserve(self) -> None:
+        limit = self.next + self.block
+        if limit > FCNT_MAX + 1:
+            limit = FCNT_MAX + 1
+        self._write(limit)
+        self.limit = limit
+
+    def take(self) -> int:
+        """The next unused counter (reserving a new block first when needed)."""
+        if self.next >= self.limit:
+            if self.next > FCNT_MAX:
+                raise FcntError(28, "frame counter exhausted: the node needs a new key")
+            self._reserve()
+        n = self.next
+        self.next = n + 1
+        return n

@@ -1,0 +1,36 @@
+"""Board entry point: MicroPython runs main.py after boot.py; so does hil/emu/node_main.py.
+
+The import order keeps the RAM peak low on a node that compiles its .py
+files itself: the largest module (the frame codec) first, while the heap is
+emptiest; then node.json is validated and the validator dropped from RAM;
+then the sampling code and drivers.
+"""
+
+import gc
+import sys
+import time
+
+import machine
+
+print("fogpark node firmware booting (" + sys.implementation.name + ")")
+try:
+    from proto import frame  # noqa: F401
+
+    gc.collect()
+    import node_config
+
+    cfg = node_config.load("node.json")
+    del node_config
+    sys.modules.pop("node_config_check", None)
+    del sys.modules["node_config"]
+    gc.collect()
+    import node_app
+
+    node_app.run(cfg)
+except KeyboardInterrupt:
+    print("stopped (Ctrl-C): REPL")
+except Exception as e:  # noqa: BLE001 - a node must come back by itself
+    sys.print_exception(e)  # type: ignore[attr-defined]
+    print("fatal error: rebooting in 5 s")
+    time.sleep_ms(5000)
+    machine.reset()

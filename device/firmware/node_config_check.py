@@ -1,0 +1,215 @@
+"""The node.json rules (see node_config.py for the keys); loaded only while validating.
+
+Split from ``node_config`` so that neither module is large to compile on a
+node with little RAM; ``main.py`` drops both once the config is loaded.
+"""
+
+import binascii
+import json
+
+from node_config import (
+    BANDWIDTHS_HZ,
+    HEX,
+    KNOWN_BOARDS,
+    REQUIRED,
+    SECTIONS,
+    SPOT_CHARS,
+    NodeConfig,
+    _error,
+    _set,
+    new_config,
+)
+
+
+def _type_name(v: object) -> str:
+    if v is None:
+        return "null"
+    if v is True or v is False:
+        return "a boolean"
+    if isinstance(v, int):
+        return "an integer"
+    if isinstance(v, float):
+        return "a number"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, list):
+        return "a list"
+    if isinstance(v, dict):
+        return "an object"
+    return type(v).__name__
+
+
+def _check_value(cfg: NodeConfig, path: str, kind: str, v: object, lo: object, hi: object) -> bool:
+    if kind == "bool":
+        if v is True or v is False:
+            return True
+        _error(cfg, path, "must be true or false, got " + _type_name(v))
+        return False
+    if v is True or v is False or not isinstance(v, (int, float)):
+        want = "an integer" if kind == "int" else "a number"
+        _error(cfg, path, "must be " + want + ", got " + _type_name(v))
+        return False
+    if kind == "int" and not isinstance(v, int):
+        _error(cfg, path, "must be an integer, got " + repr(v))
+        return False
+    if v < lo or v > hi:  # type: ignore[operator]
+        _error(cfg, path, "must be from " + str(lo) + " to " + str(hi) + ", got " + repr(v))
+        return False
+    return True
+
+
+def _find_board_file(name: str, board_dirs: "list | None") -> "str | None":
+    dirs = board_dirs
+    if dirs is None:
+        dirs = ["boards"]
+        here = globals().get("__file__")
+        if here:
+            base = here.rsplit("/", 1)[0] if "/" in here else "."
+            dirs.append(base + "/../boards")
+    for d in dirs:
+        path = d + "/" + name + ".json"
+        try:
+            with open(path) as f:
+                f.read(1)
+            return path
+        except OSError:
+            continue
+    return None
+
+
+BOARD_PIN_KEYS = (
+    ("radio", ("spi", "sck", "mosi", "miso", "cs", "reset", "dio0")),
+    ("i2c", ("id", "scl", "sda", "freq")),
+)
+
+
+def load_board(name: str, board_dirs: "list | None" = None) -> "tuple":
+    """(profile dict, None) or (None, problem) for a board name."""
+    if name not in KNOWN_BOARDS:
+        return None, "unknown board " + repr(name) + " (known: " + ", ".join(KNOWN_BOARDS) + ")"
+    path = _find_board_file(name, board_dirs)
+    if path is None:
+        return None, "no pin map boards/" + name + ".json on this node"
+    try:
+        with open(path) as f:
+            prof = json.load(f)
+    except ValueError as e:
+        return None, "pin map " + path + " is not valid JSON: " + str(e)
+    if not isinstance(prof, dict) or prof.get("board") != name:
+        return None, "pin map " + path + " is not the profile of board " + repr(name)
+    for section, keys in BOARD_PIN_KEYS:
+        sec = prof.get(section)
+        if not isinstance(sec, dict):
+            return None, "pin map " + path + ": section " + repr(section) + " missing"
+        for k in keys:
+            v = sec.get(k)
+            if not isinstance(v, int) or v is True or v is False:
+                return None, "pin map " + path + ": " + section + "." + k + " must be an integer"
+    return prof, None
+
+
+def check(data: object, board_dirs: "list | None" = None) -> NodeConfig:
+    """Check a parsed node.json; never raises. See the module docstring for keys."""
+    cfg = new_config()
+    if not isinstance(data, dict):
+        _error(cfg, "(top level)", "must be a JSON object, got " + _type_name(data))
+        return cfg
+
+    for k in REQUIRED:
+        if k not in data:
+            _error(cfg, k, "missing (required)")
+
+    v = data.get("node_id")
+    if "node_id" in data:
+        if v is True or v is False or not isinstance(v, int):
+            _error(cfg, "node_id", "must be an integer, got " + _type_name(v))
+        elif not 1 <= v <= 0xFFFFFFFF:
+            _error(cfg, "node_id", "must be from 1 to 4294967295, got " + str(v))
+        else:
+            cfg.node_id = v
+
+    v = data.get("key")
+    if "key" in data:
+        if not isinstance(v, str):
+            _error(cfg, "key", "must be a string of 32 hex characters, got " + _type_name(v))
+        elif len(v) != 32:
+            _error(cfg, "key", "must be 32 hex characters (a 128-bit AES key), got " + str(len(v)))
+        elif not all(c in HEX for c in v):
+            _error(cfg, "key", "must contain only hex digits 0-9 a-f")
+        elif v.strip("0") == "":
+            _error(cfg, "key", "must not be all zeros")
+        else:
+            cfg.key = bytes(binascii.unhexlify(v))
+
+    v = data.get("spot")
+    if "spot" in data:
+        if not isinstance(v, str):
+            _error(cfg, "spot", "must be a string, got " + _type_name(v))
+        elif not 1 <= len(v) <= 32:
+            _error(cfg, "spot", "must be 1 to 32 characters, got " + str(len(v)))
+        elif not all(c in SPOT_CHARS for c in v):
+            _error(cfg, "spot", "may contain only letters, digits and - _ . : / #, got " + repr(v))
+        else:
+            cfg.spot = v
+
+    defaults = {}  # type: dict
+    v = data.get("board")
+    if "board" in data:
+        if not isinstance(v, str):
+            _error(cfg, "board", "must be a string, got " + _type_name(v))
+        else:
+            prof, problem = load_board(v, board_dirs)
+            if prof is None:
+                _error(cfg, "board", str(problem))
+            else:
+                cfg.board = v
+                cfg.pins = prof
+                d = prof.get("defaults")
+                if isinstance(d, dict):
+                    defaults = d
+
+    known = ["node_id", "key", "spot", "board", "radio", "detect"]
+    for section, table in SECTIONS:
+        if section:
+            src = data.get(section, {})
+            dsrc = defaults.get(section, {})
+            if not isinstance(src, dict):
+                _error(cfg, section, "must be an object, got " + _type_name(src))
+                continue
+            for k in src:
+                if not any(k == row[0] for row in table):
+                    _error(cfg, section + "." + k, "unknown key")
+        else:
+            src = data
+            dsrc = defaults
+        for name, kind, _default, lo, hi in table:
+            known.append(name)
+            path = section + "." + name if section else name
+            if name in dsrc:
+                if _check_value(cfg, "board default " + path, kind, dsrc[name], lo, hi):
+                    _set(cfg, section, name, dsrc[name])
+            if name in src:
+                if _check_value(cfg, path, kind, src[name], lo, hi):
+                    _set(cfg, section, name, src[name])
+    for k in data:
+        if k not in known:
+            _error(cfg, str(k), "unknown key")
+
+    # Cross-field rules.
+    r = cfg.radio
+    if r["bw_hz"] not in BANDWIDTHS_HZ:
+        _error(cfg, "radio.bw_hz", "must be one of " + ", ".join(str(b) for b in BANDWIDTHS_HZ))
+    if 17 < r["power_dbm"] < 20:
+        _error(cfg, "radio.power_dbm", "must be 2 to 17, or 20, got " + str(r["power_dbm"]))
+    d = cfg.detect
+    if d["leave_ut"] > d["arrive_ut"]:
+        _error(cfg, "detect.leave_ut", "must not exceed detect.arrive_ut (" + str(d["arrive_ut"]) + ")")
+    if d["mag_range_gauss"] not in (2, 8):
+        _error(cfg, "detect.mag_range_gauss", "must be 2 or 8, got " + str(d["mag_range_gauss"]))
+    if 0 < cfg.wdt_ms < 1000:
+        _error(cfg, "wdt_ms", "must be 0 (off) or at least 1000, got " + str(cfg.wdt_ms))
+
+    cfg.tx_enabled = not cfg.errors
+    return cfg
+
+

