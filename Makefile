@@ -44,7 +44,7 @@ test: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy proto/frame.py proto/serial_link.py fog cloud hil device/cli.py
+	$(VENV)/bin/mypy proto/frame.py proto/serial_link.py proto/airtime.py fog cloud hil device/cli.py deploy/gen_tls.py
 	$(PY) -m device.lint_firmware
 
 bench: setup

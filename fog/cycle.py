@@ -157,17 +157,13 @@ class CycleEngine:
                  "node_id": node.node_id, "fcnt": v.fcnt, "rssi_dbm": rx.rssi_dbm, "snr_db": rx.snr_db,
                  "gateway": rx.gateway}
         if v.msg_type == fr.OCCUPANCY:
-            _, changed = self.state.apply_occupancy(node.spot, f["state"], rx.received_ms)
-            if changed and spot.state == "occupied":
-                self._arrival_times.append(rx.received_ms)
+            self._apply_state(v, f["state"], f["prev_duration_s"], w, changes, always_record=True)
             event.update(state=spot.state, prev_duration_s=f["prev_duration_s"])
-            w.outbox.append((*records.spot_event(
-                self.cfg.lot.id, node.spot, rx.received_ms, spot.state, f["prev_duration_s"], node.node_id,
-                v.fcnt, rx.rssi_dbm, rx.snr_db, rx.gateway_id), rx.received_ms))
-            if changed:
-                changes.append({"type": "spot", "spot": node.spot, "state": spot.state, "at_ms": rx.received_ms})
         elif v.msg_type == fr.HEARTBEAT:
             spot.battery_mv, spot.temp_c = f["battery_mv"], f["temp_c"]
+            # A heartbeat restates the bay: it corrects a lost occupancy frame and gives the state after boot.
+            if self._apply_state(v, f["state"] & 0x03, 0, w, changes, always_record=False):
+                event["state"] = spot.state
             w.outbox.append((*records.node_health(self.cfg.lot.id, node.node_id, node.spot, rx.received_ms, f,
                                                   bool(spot.tamper)), rx.received_ms))
         elif v.msg_type == fr.DIAGNOSTIC:
@@ -181,6 +177,21 @@ class CycleEngine:
             event["detail"] = f["uid"].hex()
         w.events.append(event)
         w.spots[node.spot] = spot.row()
+
+    def _apply_state(self, v: Accepted, state_code: int, prev_duration_s: int, w: CycleWrite,
+                     changes: list[dict[str, Any]], always_record: bool) -> bool:
+        """Set the spot's state from a node's report; records a spot event when asked or when it changed."""
+        rx, node = v.rx, v.node
+        spot, changed = self.state.apply_occupancy(node.spot, state_code, rx.received_ms)
+        if changed and spot.state == "occupied":
+            self._arrival_times.append(rx.received_ms)
+        if changed or always_record:
+            w.outbox.append((*records.spot_event(
+                self.cfg.lot.id, node.spot, rx.received_ms, spot.state, prev_duration_s, node.node_id,
+                v.fcnt, rx.rssi_dbm, rx.snr_db, rx.gateway_id), rx.received_ms))
+        if changed:
+            changes.append({"type": "spot", "spot": node.spot, "state": spot.state, "at_ms": rx.received_ms})
+        return changed
 
     def _maybe_summarise(self, now_ms: int, w: CycleWrite) -> None:
         cloud = self.cfg.cloud

@@ -61,8 +61,8 @@ class CloudSync:
             try:
                 async with self._channel(target) as channel:
                     await self._session(pb_grpc.FogSyncStub(channel), stop)
-            except (grpc.aio.AioRpcError, grpc.RpcError, OSError) as err:
-                why = f"{target}: {getattr(err, 'code', lambda: '')()} {getattr(err, 'details', lambda: err)()}"
+            except (grpc.aio.AioRpcError, OSError) as err:
+                why = f"{target}: {_describe(err)}"
                 if why != self.last_error:
                     log.warning("cloud sync down (%s); retrying with backoff", why)
                 self.last_error = why
@@ -101,6 +101,12 @@ class CloudSync:
                 log.warning("cloud acknowledged %d of %d..%d; resending from its cursor",
                             ack.acked_seq, batch.first_seq, batch.last_seq)
                 await _sleep_or_stop(stop, 0.2)
+
+
+def _describe(err: Exception) -> str:
+    if isinstance(err, grpc.aio.AioRpcError):
+        return f"{err.code().name} {err.details()}"
+    return str(err)
 
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:

@@ -17,6 +17,7 @@ so a car parked for weeks does not trip over the ticks wrap-around.
 """
 
 import gc
+import os
 import time
 
 import machine
@@ -36,6 +37,17 @@ if TYPE_CHECKING:
     from node_config import NodeConfig
 
 FW_VERSION = "0.1.0"
+
+
+def _rand8() -> int:
+    """A random byte from the port's hardware RNG (os.urandom on ESP32, RP2040 and unix)."""
+    return os.urandom(1)[0]
+
+
+def _rand16() -> int:
+    b = os.urandom(2)
+    return b[0] | (b[1] << 8)
+
 STATE_NAMES = ("empty", "occupied", "unknown")
 
 
@@ -77,6 +89,7 @@ class Node:
         self.battery_mv = 0
         self.saturated = False
         self.boot_hb_done = False
+        self.boot_hb_wait = -1
         self.next_hb_s = 0
         self.reset_cause = 0
 
@@ -190,14 +203,23 @@ class Node:
         up = self.up
         if not self.boot_hb_done:
             if state != detect.UNKNOWN or self.samples > det.calib_samples + 2 * det.hold + 2:
-                self.boot_hb_done = True
-                up.pending_hb = True
+                if self.boot_hb_wait < 0:
+                    # Nodes powered together (a site power cut) must not all send in one instant:
+                    # wait a random number of samples, up to boot_jitter_s, before the first heartbeat.
+                    window = self.cfg.boot_jitter_s * 1000 // self.cfg.sample_ms
+                    self.boot_hb_wait = _rand16() % (window + 1)
+                if self.boot_hb_wait == 0:
+                    self.boot_hb_done = True
+                    up.pending_hb = True
+                else:
+                    self.boot_hb_wait -= 1
         elif self.uptime_s >= self.next_hb_s and not up.pending_hb:
             up.pending_hb = True
         if up.due():
             hb = up.pending_hb
             if up.flush(self.heartbeat_payload) and hb:
-                self.next_hb_s = self.uptime_s + self.cfg.heartbeat_s
+                # +0..10 % jitter keeps heartbeats of nodes booted together from staying in step.
+                self.next_hb_s = self.uptime_s + self.cfg.heartbeat_s + _rand8() % (self.cfg.heartbeat_s // 10 + 1)
 
     def update_temperature(self) -> None:
         if self.mag is None:

@@ -16,6 +16,7 @@ the board profile's "defaults", then the file)::
       "board": "heltec_lora32_v2",          a file in device/boards/
       "sample_ms": 1000,                    50 .. 600000, between samples
       "heartbeat_s": 10800,                 10 .. 86400
+      "boot_jitter_s": 30,                  0 .. 600, random wait before the first heartbeat after boot
       "low_battery_mv": 3400,               2500 .. 4500, sets FLAG_LOW_BATTERY
       "duty_cycle_pct": 1.0,                0.01 .. 100, airtime budget per hour
       "temp_offset_c": 0.0,                 -50 .. 50, magnetometer die-temperature offset
@@ -63,6 +64,7 @@ HEX = "0123456789abcdefABCDEF"
 TOP = (
     ("sample_ms", "int", 1000, 50, 600000),
     ("heartbeat_s", "int", 10800, 10, 86400),
+    ("boot_jitter_s", "int", 30, 0, 600),
     ("low_battery_mv", "int", 3400, 2500, 4500),
     ("duty_cycle_pct", "float", 1.0, 0.01, 100.0),
     ("temp_offset_c", "float", 0.0, -50.0, 50.0),
@@ -112,6 +114,7 @@ class NodeConfig:
     pins: "dict | None"  # the board profile (device/boards/<board>.json)
     sample_ms: int
     heartbeat_s: int
+    boot_jitter_s: int
     low_battery_mv: int
     duty_cycle_pct: float
     temp_offset_c: float

@@ -174,7 +174,7 @@ def test_every_board_profile_runs_on_its_emulated_pcb(
     """Each board's pin map, wired to the emulated parts: power gating, buses and radio all line up."""
     boards = ["heltec_lora32_v2", "ttgo_lora32", "feather_esp32_v2_rfm95", "feather_rp2040_rfm95"]
     nodes = {
-        b: emulated_node(node_json(board=b, sample_ms=200, detect={"calib_samples": 2}), name=b) for b in boards
+        b: emulated_node(node_json(board=b, sample_ms=200, boot_jitter_s=1, detect={"calib_samples": 2}), name=b) for b in boards
     }
     for b, node in nodes.items():
         assert node.board == b

@@ -1,0 +1,268 @@
+"""CloudStore: the cloud's SQLite history, shared safely by several replicas.
+
+Every write is one ``BEGIN IMMEDIATE`` transaction (the write lock is taken up
+front, so two processes never deadlock upgrading a read lock) with a busy
+timeout, in WAL mode so readers never wait for the writer. A store object
+holds one connection behind a lock: callers may use it from any thread, one
+call at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Set
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from cloud.records import KIND_TABLES, KIND_TIME_FIELD, body_values, record_body, record_kind, validate_batch
+from cloud.schema import migrate
+from cloud.summaries import add_to_hours, bucketed
+from proto import parking_pb2
+
+log = logging.getLogger(__name__)
+
+_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+_LEDGER_INSERT = (
+    "INSERT OR IGNORE INTO records (fog_id, seq, kind, lot_id, at_ms, received_ms, body) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+# End of the contiguous run that starts just after the cursor: the first stored seq
+# whose successor is missing. Walks the primary key in order and stops there.
+_RUN_END = (
+    "SELECT r.seq FROM records AS r WHERE r.fog_id = ? AND r.seq > ? "
+    "AND NOT EXISTS (SELECT 1 FROM records AS n WHERE n.fog_id = r.fog_id AND n.seq = r.seq + 1) "
+    "ORDER BY r.seq LIMIT 1"
+)
+# Loose index scan: one index probe per distinct lot, then that lot's newest whole-lot summary.
+_LATEST_PER_LOT = """
+WITH RECURSIVE lot(lot_id) AS (
+  SELECT MIN(lot_id) FROM summaries
+  UNION ALL
+  SELECT (SELECT MIN(s.lot_id) FROM summaries AS s WHERE s.lot_id > lot.lot_id) FROM lot
+  WHERE lot.lot_id IS NOT NULL
+)
+SELECT s.* FROM lot JOIN summaries AS s ON s.rowid = (
+  SELECT rowid FROM summaries WHERE lot_id = lot.lot_id AND zone = ''
+  ORDER BY window_start_ms DESC, seq DESC LIMIT 1)
+ORDER BY s.lot_id
+"""
+
+
+def now_ms() -> int:
+    """Wall clock in Unix ms, the unit of every time in the contract."""
+    return time.time_ns() // 1_000_000
+
+
+class CloudStore:
+    """History of every fog's records, cursors, and the per-fog queue of cloud updates."""
+
+    def __init__(self, path: str | Path, *, busy_timeout_s: float = 10.0, synchronous: str = "FULL") -> None:
+        """Open (creating parents and schema as needed) the database at ``path``.
+
+        ``synchronous=FULL`` by default: an Ack lets the fog forget records, so a
+        commit must survive power loss, not only a crash of this process.
+        """
+        if synchronous.upper() not in _SYNCHRONOUS:
+            raise ValueError(f"synchronous must be one of {', '.join(_SYNCHRONOUS)}, got {synchronous!r}")
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            str(self.path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+        )
+        self.db = Database(conn)
+        self.db.enable_wal()
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        migrate(self.db)
+        self._lock = threading.Lock()
+        self._kind_inserts: dict[str, tuple[tuple[str, ...], str]] = {}
+        for kind, table in KIND_TABLES.items():
+            columns = tuple(c for c in self.db.table(table).columns_dict if c not in ("fog_id", "seq"))
+            marks = ", ".join("?" * (len(columns) + 2))
+            sql = f"INSERT INTO {table} (fog_id, seq, {', '.join(columns)}) VALUES ({marks})"
+            self._kind_inserts[kind] = (columns, sql)
+
+    def close(self) -> None:
+        """Close the connection; the object is unusable afterwards."""
+        with self._lock:
+            self.db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction holding the database write lock from the start."""
+        with self._lock:
+            conn = self.db.conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def _query(self, sql: str, params: dict[str, Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.db.query(sql, params))
+
+    # ---- ingest -------------------------------------------------------------
+
+    def ingest_batch(
+        self, batch: parking_pb2.Batch, *, allowed_lots: Set[str] | None = None, received_ms: int | None = None
+    ) -> parking_pb2.Ack:
+        """Store the records not yet held, advance the fog's cursor, and say what happened.
+
+        Raises BatchError (or LotNotAllowed) before touching the database. A
+        repeated or overlapping batch stores nothing twice; a batch after a gap
+        is stored but the ack stays at the last contiguous seq.
+        """
+        validate_batch(batch, allowed_lots)
+        fog_id = batch.fog_id
+        received = now_ms() if received_ms is None else received_ms
+        with self._write() as conn:
+            held = dict(
+                conn.execute(
+                    "SELECT seq, body FROM records WHERE fog_id = ? AND seq BETWEEN ? AND ?",
+                    (fog_id, batch.first_seq, batch.last_seq),
+                )
+            )
+            ledger: list[tuple[Any, ...]] = []
+            per_kind: defaultdict[str, list[list[Any]]] = defaultdict(list)
+            new_summaries: list[parking_pb2.LotSummary] = []
+            conflicting: list[int] = []
+            for record in batch.records:
+                encoded = record.SerializeToString()
+                if record.seq in held:
+                    if held[record.seq] != encoded:
+                        conflicting.append(record.seq)
+                    continue
+                kind = record_kind(record)
+                assert kind is not None  # validate_batch refused bodiless records
+                body = record_body(record, kind)
+                at_ms = getattr(body, KIND_TIME_FIELD[kind])
+                ledger.append((fog_id, record.seq, kind, body.lot_id, at_ms, received, encoded))
+                columns, _ = self._kind_inserts[kind]
+                per_kind[kind].append([fog_id, record.seq, *body_values(body, columns)])
+                if kind == "summary":
+                    new_summaries.append(record.summary)
+            stored = conn.executemany(_LEDGER_INSERT, ledger).rowcount if ledger else 0
+            for kind, rows in per_kind.items():
+                conn.executemany(self._kind_inserts[kind][1], rows)
+            add_to_hours(conn, new_summaries)
+            acked = self._advance_cursor(conn, fog_id, batch.first_seq, batch.last_seq, received)
+        if conflicting:
+            log.warning(
+                "fog %s resent %d seq(s) with a different body (first %d); kept the copy stored first",
+                fog_id, len(conflicting), conflicting[0],
+            )
+        return parking_pb2.Ack(
+            fog_id=fog_id, acked_seq=acked, stored=stored, duplicates=len(batch.records) - stored
+        )
+
+    @staticmethod
+    def _advance_cursor(conn: sqlite3.Connection, fog_id: str, first: int, last: int, at_ms: int) -> int:
+        """Move the cursor to the end of the contiguous run, if this batch touched its edge."""
+        row = conn.execute("SELECT acked_seq FROM cursors WHERE fog_id = ?", (fog_id,)).fetchone()
+        acked = int(row[0]) if row else 0
+        # The cursor can move only if this batch covers acked + 1 (now stored).
+        if not first <= acked + 1 <= last:
+            return acked
+        (end,) = conn.execute(_RUN_END, (fog_id, acked)).fetchone()
+        conn.execute(
+            "INSERT INTO cursors (fog_id, acked_seq, updated_ms) VALUES (?, ?, ?) "
+            "ON CONFLICT (fog_id) DO UPDATE SET acked_seq = excluded.acked_seq, updated_ms = excluded.updated_ms",
+            (fog_id, end, at_ms),
+        )
+        return int(end)
+
+    def cursor(self, fog_id: str) -> int:
+        """Highest contiguous seq stored for ``fog_id`` (0: nothing yet); the fog resumes after it."""
+        rows = self._query("SELECT acked_seq FROM cursors WHERE fog_id = ?", (fog_id,))
+        return int(rows[0]["acked_seq"]) if rows else 0
+
+    # ---- operator queries ---------------------------------------------------
+
+    def spot_history(
+        self, lot_id: str, since_ms: int, until_ms: int, *, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Spot events of a lot with since_ms <= at_ms < until_ms, oldest first."""
+        return self._query(
+            "SELECT fog_id, seq, lot_id, spot_id, at_ms, state, prev_duration_s, node_id, fcnt, rssi_dbm, "
+            "snr_db, gateway_id FROM spot_events WHERE lot_id = ? AND at_ms >= ? AND at_ms < ? "
+            "ORDER BY at_ms, fog_id, seq LIMIT ?",
+            (lot_id, since_ms, until_ms, -1 if limit is None else limit),
+        )
+
+    def lot_summaries(
+        self, lot_id: str, since_ms: int, until_ms: int, bucket_s: int, *, zone: str = ""
+    ) -> list[dict[str, Any]]:
+        """Summaries in [since_ms, until_ms) aggregated into UTC-aligned buckets of ``bucket_s``.
+
+        Per bucket: samples, mean occupied/free/concentration, arrivals and departures
+        summed, max capacity; empty buckets are left out. ``zone=""`` is the whole lot
+        (zone summaries are kept apart so nothing is counted twice).
+        """
+        if bucket_s <= 0:
+            raise ValueError(f"bucket_s must be > 0, got {bucket_s}")
+        with self._lock:
+            return bucketed(self.db.conn, lot_id, zone, since_ms, until_ms, bucket_s)
+
+    def lots(self) -> list[dict[str, Any]]:
+        """The newest whole-lot summary of every lot that has one."""
+        return self._query(_LATEST_PER_LOT)
+
+    def alerts(
+        self, lot_id: str | None = None, *, active_only: bool = False, since_ms: int | None = None,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
+        """The latest version of each alert (by seq), newest activity first."""
+        return self._query(
+            "SELECT a.* FROM alerts AS a "
+            "WHERE a.seq = (SELECT MAX(b.seq) FROM alerts AS b "
+            "               WHERE b.lot_id = a.lot_id AND b.alert_id = a.alert_id AND b.fog_id = a.fog_id) "
+            "AND (:lot_id IS NULL OR a.lot_id = :lot_id) AND (NOT :active_only OR a.cleared_ms = 0) "
+            "AND (:since_ms IS NULL OR a.last_seen_ms >= :since_ms) "
+            "ORDER BY a.last_seen_ms DESC, a.alert_id LIMIT :limit",
+            {"lot_id": lot_id, "active_only": active_only, "since_ms": since_ms, "limit": limit},
+        )
+
+    # ---- cloud -> fog updates -----------------------------------------------
+
+    def enqueue_update(self, fog_id: str, update: parking_pb2.CloudUpdate) -> int:
+        """Queue ``update`` for ``fog_id`` under the next version, which is returned."""
+        kind = update.WhichOneof("body")
+        if not fog_id or kind is None:
+            raise ValueError("enqueue_update needs a fog_id and an update with a body")
+        if update.version:
+            raise ValueError(f"update.version is {update.version}; the store assigns versions, leave it 0")
+        with self._write() as conn:
+            (version,) = conn.execute(
+                "SELECT COALESCE(MAX(version), 0) + 1 FROM cloud_updates WHERE fog_id = ?", (fog_id,)
+            ).fetchone()
+            stamped = parking_pb2.CloudUpdate()
+            stamped.CopyFrom(update)
+            stamped.version = version
+            conn.execute(
+                "INSERT INTO cloud_updates (fog_id, version, kind, created_ms, body) VALUES (?, ?, ?, ?, ?)",
+                (fog_id, version, kind, now_ms(), stamped.SerializeToString()),
+            )
+        return int(version)
+
+    def updates_after(self, fog_id: str, after_version: int, limit: int = 100) -> list[parking_pb2.CloudUpdate]:
+        """Updates for ``fog_id`` with version > after_version, oldest first."""
+        rows = self._query(
+            "SELECT body FROM cloud_updates WHERE fog_id = ? AND version > ? ORDER BY version LIMIT ?",
+            (fog_id, after_version, limit),
+        )
+        return [parking_pb2.CloudUpdate.FromString(row["body"]) for row in rows]
+
+    def ping(self) -> None:
+        """Raise if the database cannot be read (for health checks)."""
+        self._query("SELECT 1 AS ok")

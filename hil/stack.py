@@ -1,0 +1,215 @@
+"""Start and stop a whole FogPark stack on this machine: cloud, fog, gateway, nodes.
+
+Used by ``fogpark-hil demo`` and by the end-to-end tests, so the demo is the
+tested path. The cloud and the fog run as their real console scripts in
+their own process groups; the gateway is a pty; nodes are the real firmware
+under the MicroPython unix port. ``stop()`` leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from fog.config import DEMO_FOG_CONFIG, NodeEntry, load_fog_config
+from hil.node_process import EmulatedNode
+from hil.pty_gateway import PtyGateway
+from hil.radio_channel import Gateway, RadioChannel
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class StackPorts:
+    fog_api: int = 8080
+    cloud_grpc: int = 50051
+    cloud_http: int = 8081
+
+    @classmethod
+    def ephemeral(cls) -> StackPorts:
+        return cls(free_port(), free_port(), free_port())
+
+
+@dataclass
+class Stack:
+    workdir: Path
+    ports: StackPorts = field(default_factory=StackPorts)
+    fog_config: Path = DEMO_FOG_CONFIG
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    nodes: dict[str, EmulatedNode] = field(default_factory=dict)  # spot id -> node
+    gateway: PtyGateway | None = None
+    channel: RadioChannel | None = None
+    pumps: list[asyncio.Task[None]] = field(default_factory=list)
+    node_settings: dict[str, Any] = field(default_factory=dict)  # extra node.json keys for every node
+
+    def __post_init__(self) -> None:
+        self.workdir = Path(self.workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.cfg = load_fog_config(self.fog_config)
+        self.lot_id = self.cfg.lot.id
+
+    @property
+    def fog_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.fog_api}"
+
+    @property
+    def cloud_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.cloud_http}"
+
+    @property
+    def cloud_db(self) -> Path:
+        return self.workdir / "cloud.db"
+
+    # --- processes ------------------------------------------------------------
+
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        log = (self.workdir / f"{name}.log").open("ab")
+        self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            start_new_session=True, cwd=self.workdir)
+
+    def check_ports(self) -> None:
+        for name, port in vars(self.ports).items():
+            if port_in_use(port):
+                raise RuntimeError(f"port {port} ({name}) is already in use on 127.0.0.1: "
+                                   "stop what holds it or choose other ports")
+
+    def start_cloud(self) -> None:
+        self._spawn("cloud", [str(BIN / "fogpark-cloud"), "serve", "--db", str(self.cloud_db),
+                              "--grpc", f"127.0.0.1:{self.ports.cloud_grpc}",
+                              "--http", f"127.0.0.1:{self.ports.cloud_http}"])
+
+    def start_fog(self) -> None:
+        assert self.gateway is not None
+        self._spawn("fog", [str(BIN / "fogpark-fog"), "run", "--config", str(self.fog_config),
+                            "--data-dir", str(self.workdir / "fog"), "--api", f"127.0.0.1:{self.ports.fog_api}",
+                            "--serial", str(self.gateway.port_path),
+                            "--cloud", f"127.0.0.1:{self.ports.cloud_grpc}"])
+
+    def kill(self, name: str, sig: int = signal.SIGKILL, grace_s: float = 10.0) -> int | None:
+        """Signal a tier's process group; escalate to SIGKILL after the grace. Returns its exit code."""
+        proc = self.procs.get(name)
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+            try:
+                proc.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+        return proc.returncode
+
+    async def wait_http(self, url: str, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        async with aiohttp.ClientSession() as session:
+            while True:
+                for name, proc in self.procs.items():
+                    if proc.poll() is not None:
+                        tail = (self.workdir / f"{name}.log").read_text(errors="replace")[-2000:]
+                        raise RuntimeError(f"{name} exited with {proc.returncode}:\n{tail}")
+                try:
+                    async with session.get(url, timeout=aiohttp.ClientTimeout(total=1)) as r:
+                        if r.status < 500:
+                            return
+                except (aiohttp.ClientError, TimeoutError):
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
+                await asyncio.sleep(0.1)
+
+    async def get_json(self, url: str) -> Any:
+        async with aiohttp.ClientSession() as session, session.get(url) as r:
+            r.raise_for_status()
+            return await r.json()
+
+    # --- radio side --------------------------------------------------------------
+
+    def start_gateway(self) -> None:
+        self.gateway = PtyGateway(self.workdir / "ttyGW0")
+        gw = self.gateway
+        positions = {s.id: (s.x_m, s.y_m) for s in self.cfg.lot.spots}
+        xs = [p[0] for p in positions.values()] or [0.0]
+        ys = [p[1] for p in positions.values()] or [0.0]
+        self.channel = RadioChannel(
+            [Gateway("gw0", (min(xs) + max(xs)) / 2, (min(ys) + max(ys)) / 2,
+                     lambda frame, rssi, snr: gw.send_rx(frame, rssi, snr) if gw.master is not None else None)],
+            positions,
+        )
+
+    async def start_nodes(self, spots: list[str] | None = None) -> None:
+        by_spot: dict[str, NodeEntry] = {n.spot: n for n in self.cfg.nodes.values()}
+        for spot in spots if spots is not None else list(by_spot):
+            await asyncio.sleep(random.uniform(0.0, 0.1))  # installers do not power every bay in one instant
+            entry = by_spot[spot]
+            node = EmulatedNode({**node_json(entry), **self.node_settings}, self.workdir / "nodes" / spot)
+            node.start()
+            self.nodes[spot] = node
+            self.pumps.append(asyncio.create_task(self._pump(spot, node), name=f"pump-{spot}"))
+
+    async def _pump(self, spot: str, node: EmulatedNode) -> None:
+        """Carry a node's transmissions through the channel to the gateway."""
+        assert self.channel is not None
+        queue = node.transmissions()
+        loop = asyncio.get_running_loop()
+        while True:
+            tx = await queue.get()
+            air = self.channel.transmit(spot, tx.payload, tx.freq_hz, tx.sf, tx.bw_hz, tx.cr, tx.power_dbm,
+                                        loop.time())
+            loop.call_at(air.end_s, self.channel.finish, air)
+
+    # --- whole stack ------------------------------------------------------------------
+
+    async def start(self, spots: list[str] | None = None) -> None:
+        self.check_ports()
+        self.start_gateway()
+        self.start_cloud()
+        await self.wait_http(f"{self.cloud_url}/healthz")
+        self.start_fog()
+        await self.wait_http(f"{self.fog_url}/healthz")
+        await self.start_nodes(spots)
+
+    async def stop(self) -> None:
+        for task in self.pumps:
+            task.cancel()
+        await asyncio.gather(*self.pumps, return_exceptions=True)
+        for node in self.nodes.values():
+            node.stop()
+        for name in ("fog", "cloud"):
+            self.kill(name, signal.SIGTERM)
+        if self.gateway:
+            self.gateway.close()
+
+
+def node_json(entry: NodeEntry) -> dict[str, Any]:
+    """The node.json an installer's provisioning would write for this registry entry."""
+    return {
+        "node_id": entry.node_id,
+        "key": entry.key.hex(),
+        "spot": entry.spot,
+        "board": "unix_emulated",
+    }
