@@ -77,16 +77,20 @@ async def test_one_vehicle_in_and_out_through_every_tier(tmp_path: Path) -> None
         history = await _until(cloud_has_both, what="the cloud history to hold arrival and departure")
         assert '"A01"' in history
         events = await stack.get_json(f"{stack.fog_url}/v1/lots/demo/events?limit=1000")
-        a01 = [e for e in events["events"] if e["spot_id"] == "A01" and e["kind"] == "occupancy"]
-        assert [e["state"] for e in a01][-2:] == ["occupied", "empty"]
-        assert a01[-1]["fcnt"] > a01[-2]["fcnt"]  # counters only move forward
+        # State reports: occupancy frames, or a heartbeat restating the bay when a frame was lost on air.
+        a01 = [e for e in events["events"] if e["spot_id"] == "A01" and e["state"] in ("occupied", "empty")]
+        changes = [e for i, e in enumerate(a01) if i == 0 or e["state"] != a01[i - 1]["state"]]
+        assert [e["state"] for e in changes][-2:] == ["occupied", "empty"]
+        assert changes[-1]["fcnt"] > changes[-2]["fcnt"]  # counters only move forward
         stats = await stack.get_json(f"{stack.fog_url}/v1/stats")
         assert stats["frames_refused"] == {}
     finally:
         await stack.stop()
     # Every frame the fog committed is in its SQLite file, and the cloud acknowledged it.
     fog_db = sqlite3.connect(tmp_path / "fog" / "demo-fog.db")
-    assert fog_db.execute("SELECT COUNT(*) FROM events WHERE spot_id='A01' AND kind='occupancy'").fetchone()[0] >= 2
+    stored = [r[0] for r in fog_db.execute(
+        "SELECT state FROM events WHERE spot_id='A01' AND state IS NOT NULL ORDER BY id")]
+    assert stored[-1] == "empty" and "occupied" in stored
     # Nothing left running.
     assert all(p.poll() is not None for p in stack.procs.values())
     assert all(not n.running for n in stack.nodes.values())
