@@ -24,7 +24,8 @@ def spot_event(lot_id: str, spot: str, at_ms: int, state: str, prev_duration_s: 
 def node_health(lot_id: str, node_id: int, spot: str, at_ms: int, fields: dict[str, Any],
                 tamper: bool) -> tuple[str, bytes]:
     msg = pb.NodeHealth(lot_id=lot_id, node_id=node_id, spot_id=spot, last_seen_ms=at_ms,
-                        battery_mv=fields.get("battery_mv", 0), temp_c=fields.get("temp_c", 0.0),
+                        battery_mv=fields.get("battery_mv", 0),
+                        temp_c=_nan_if_none(fields.get("temp_c")),
                         uptime_s=fields.get("uptime_s", 0), tamper=tamper)
     return "node_health", msg.SerializeToString()
 
@@ -44,6 +45,11 @@ def alert(lot_id: str, row: dict[str, Any]) -> tuple[str, bytes]:
                    last_seen_ms=row["last_seen_ms"], cleared_ms=row.get("cleared_ms", 0),
                    detail=row.get("detail") or "")
     return "alert", msg.SerializeToString()
+
+
+def _nan_if_none(value: float | None) -> float:
+    """proto3 doubles have no 'absent': NaN says 'no reading' (a node without a temperature sensor)."""
+    return float("nan") if value is None else float(value)
 
 
 def to_record(seq: int, kind: str, body: bytes) -> pb.Record:

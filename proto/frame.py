@@ -71,6 +71,8 @@ EMPTY = 0
 OCCUPIED = 1
 UNKNOWN = 2
 STATE_NAMES = {EMPTY: "empty", OCCUPIED: "occupied", UNKNOWN: "unknown"}
+# Bit 3 of an occupancy state byte: the node asks for an ACK downlink (confirmed uplink).
+FLAG_ACK_REQUESTED = 0x08
 # Flags (bits 4-7 of the state byte).
 FLAG_TAMPER = 0x10
 FLAG_LOW_BATTERY = 0x20
@@ -105,6 +107,7 @@ CMD_SELFTEST = 3
 NO_RANGE = 0xFF  # distance byte meaning "no echo / no ranger"
 RSSI_UNKNOWN = 0  # heartbeat: -RSSI as uint8, 0 = unknown
 SNR_UNKNOWN = -128  # heartbeat: SNR in 0.25 dB steps, -128 = unknown
+TEMP_UNKNOWN = -32768  # heartbeat: temperature in 0.1 C, this value = no sensor reading
 
 _FIXED_PAYLOAD_LEN = {
     OCCUPANCY: 5,
@@ -335,7 +338,7 @@ def occupancy_payload(
     if distance_cm is None or distance_cm < 0:
         dist = NO_RANGE
     else:
-        dist = int(distance_cm) // 2
+        dist = (int(distance_cm) + 1) // 2  # nearest 2 cm step
         if dist > 254:
             dist = 254
     dev = int(mag_dev_ut)
@@ -343,12 +346,12 @@ def occupancy_payload(
         dev = 0
     if dev > 255:
         dev = 255
-    return struct.pack("<BHBB", (state & 0x03) | (flags & 0xF0), _duration_code(prev_duration_s), dist, dev)
+    return struct.pack("<BHBB", (state & 0x03) | (flags & 0xF8), _duration_code(prev_duration_s), dist, dev)
 
 
 def heartbeat_payload(
     battery_mv: int,
-    temp_c: float,
+    temp_c: float | None,
     uptime_s: int,
     rssi_dbm: float | None,
     snr_db: float | None,
@@ -362,8 +365,10 @@ def heartbeat_payload(
     else:
         snr = int(round(snr_db * 4))
         snr = max(-127, min(127, snr))
-    temp = int(round(temp_c * 10))
-    temp = max(-32768, min(32767, temp))
+    if temp_c is None:
+        temp = TEMP_UNKNOWN
+    else:
+        temp = max(-32767, min(32767, int(round(temp_c * 10))))
     return struct.pack(
         "<HhIBbBB",
         max(0, min(0xFFFF, int(battery_mv))),
@@ -420,7 +425,7 @@ def decode_payload(msg_type: int, payload: bytes) -> dict:
             raise FrameError("bad_state", "state value " + str(state))
         return {
             "state": state,
-            "flags": sf & 0xF0,
+            "flags": sf & 0xF8,
             "prev_duration_s": _duration_seconds(dur),
             "distance_cm": None if dist == NO_RANGE else dist * 2,
             "mag_dev_ut": dev,
@@ -429,7 +434,7 @@ def decode_payload(msg_type: int, payload: bytes) -> dict:
         mv, temp, up, rssi, snr, state, reboots = struct.unpack("<HhIBbBB", payload)
         return {
             "battery_mv": mv,
-            "temp_c": temp / 10,
+            "temp_c": None if temp == TEMP_UNKNOWN else temp / 10,
             "uptime_s": up,
             "rssi_dbm": None if rssi == RSSI_UNKNOWN else -rssi,
             "snr_db": None if snr == SNR_UNKNOWN else snr / 4,
