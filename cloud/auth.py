@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import hmac
 import re
-import tomllib
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -114,19 +112,10 @@ def parse_registry(data: dict[str, Any], source: str) -> FogRegistry:
 
 
 def load_registry(path: Path | str | None = None) -> FogRegistry:
-    """Read the fog registry from ``path``, or the embedded demo config when None."""
-    if path is None:
-        example = resources.files("cloud").joinpath("cloud.example.toml")
-        source = str(example)
-        text = example.read_text(encoding="utf-8")
-    else:
-        source = str(path)
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError(source, "(file)", f"cannot read: {exc.strerror or exc}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(source, "(syntax)", f"not valid TOML: {exc}") from None
-    return parse_registry(data, source)
+    """The fog registry of the cloud config at ``path`` (the embedded demo config when None).
+
+    The whole file is validated (cloud.config), so a typo elsewhere is refused here too.
+    """
+    from cloud.config import load_config  # cloud.config builds on this module
+
+    return load_config(path).registry

@@ -98,7 +98,46 @@ def _v1_initial(db: Database) -> None:
     )
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1_initial,)
+def _v2_operators(db: Database) -> None:
+    """Price in the hourly rollup, bookings made in the cloud, trained Markov models, spot-state index."""
+    # Price per hour is averaged per bucket like occupancy; backfilled from the minutes already held.
+    db.execute("ALTER TABLE summary_hours ADD COLUMN price_sum REAL NOT NULL DEFAULT 0")
+    db.execute(
+        "UPDATE summary_hours SET price_sum = (SELECT TOTAL(s.price_per_hour) FROM summaries AS s "
+        "WHERE s.lot_id = summary_hours.lot_id AND s.zone = summary_hours.zone "
+        "AND s.window_start_ms >= summary_hours.hour_ms AND s.window_start_ms < summary_hours.hour_ms + 3600000)"
+    )
+    # The covering index gains price_per_hour so raw-minute buckets still never read the table.
+    db.execute("DROP INDEX IF EXISTS summaries_by_lot_time")
+    db.table("summaries").create_index(
+        ["lot_id", "zone", "window_start_ms", "occupied", "free", "arrivals", "departures", "capacity",
+         "concentration", "price_per_hour"],
+        index_name="summaries_by_lot_time_price",
+    )
+    db.table("spot_events").create_index(["lot_id", "spot_id", "at_ms"], index_name="spot_events_by_lot_spot")
+    db.table("reservations").create_index(["lot_id", "start_ms"], index_name="reservations_by_lot_start")
+    # A booking made through the operator API, forwarded to the lot's fog as CloudUpdate.booking;
+    # its fate comes back as Reservation records with the same id (source "cloud").
+    db.table("cloud_bookings").create(
+        {"booking_id": str, "lot_id": str, "fog_id": str, "plan": str, "start_ms": int, "end_ms": int,
+         "spot_id": str, "plate": str, "card_uid_hex": str, "created_ms": int, "created_by": str,
+         "update_version": int},
+        pk="booking_id",
+        not_null={"booking_id", "lot_id", "fog_id", "plan", "start_ms", "end_ms", "created_ms", "update_version"},
+    )
+    db.table("cloud_bookings").create_index(["lot_id", "created_ms"], index_name="cloud_bookings_by_lot")
+    # The newest trained matrix per (lot, season key), and the quality report of each lot's newest run.
+    db.table("markov_models").create(
+        {"lot_id": str, "season_key": str, "matrix_json": str, "trained_ms": int},
+        pk=("lot_id", "season_key"), not_null={"lot_id", "season_key", "matrix_json", "trained_ms"},
+    )
+    db.table("model_reports").create(
+        {"lot_id": str, "trained_ms": int, "report_json": str}, pk="lot_id",
+        not_null={"lot_id", "trained_ms", "report_json"},
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (_v1_initial, _v2_operators)
 
 
 def schema_version(db: Database) -> int:

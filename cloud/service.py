@@ -24,6 +24,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from cloud.auth import AUTH_HEADER, FOG_HEADER, AuthError, Fog, FogRegistry
+from cloud.config import HistorySettings
+from cloud.history import HistoryStore, open_history
 from cloud.metrics import Counters
 from cloud.records import BatchError, LotNotAllowed
 from cloud.store import CloudStore
@@ -49,9 +51,11 @@ class FogSyncService(parking_pb2_grpc.FogSyncServicer):
     """PushBatch / GetCursor / Subscribe for authenticated fogs, each confined to its own data."""
 
     def __init__(
-        self, store: CloudStore, registry: FogRegistry, metrics: Counters, executor: ThreadPoolExecutor
+        self, store: CloudStore, registry: FogRegistry, metrics: Counters, executor: ThreadPoolExecutor,
+        history: HistoryStore | None = None,
     ) -> None:
         self._store = store
+        self._history: HistoryStore = store if history is None else history
         self._registry = registry
         self._metrics = metrics
         self._executor = executor
@@ -106,6 +110,17 @@ class FogSyncService(parking_pb2_grpc.FogSyncServicer):
             await self._refuse(context, "PushBatch", grpc.StatusCode.PERMISSION_DENIED, exc.code, exc.reason)
         except BatchError as exc:
             await self._refuse(context, "PushBatch", grpc.StatusCode.INVALID_ARGUMENT, exc.code, exc.reason)
+        if self._history is not self._store:
+            # The whole batch, duplicates included: if an earlier write failed after the ledger
+            # committed, the fog's resend is what brings the history backend up to date.
+            # Points are keyed per record, so rewriting them is harmless.
+            try:
+                await asyncio.get_running_loop().run_in_executor(
+                    self._executor, self._history.write_history, request)
+            except Exception as exc:  # noqa: BLE001 - any backend failure: the fog keeps its records, retries
+                log.error("PushBatch: history backend failed: %s: %s", type(exc).__name__, exc)
+                await self._refuse(context, "PushBatch", grpc.StatusCode.UNAVAILABLE, "history_error",
+                                   f"history backend unavailable ({type(exc).__name__}); retry later")
         self._metrics.inc("fogpark_cloud_batches_total")
         self._metrics.inc("fogpark_cloud_records_stored_total", ack.stored)
         self._metrics.inc("fogpark_cloud_records_duplicate_total", ack.duplicates)
@@ -149,6 +164,12 @@ class FogSyncService(parking_pb2_grpc.FogSyncServicer):
                     pass
         finally:
             self._listeners[fog.fog_id].discard(wake)
+
+    def close_stores(self) -> None:
+        """Close the history backend (when separate) and the store."""
+        if self._history is not self._store:
+            self._history.close()
+        self._store.close()
 
     def notify(self, fog_id: str) -> None:
         """Wake this server's Subscribe streams of ``fog_id`` now instead of at the next poll."""
@@ -194,7 +215,7 @@ class ServerHandle:
         await self.health.enter_graceful_shutdown()
         self.service.begin_shutdown()
         await self.server.stop(grace_s)
-        await asyncio.get_running_loop().run_in_executor(self.executor, self.store.close)
+        await asyncio.get_running_loop().run_in_executor(self.executor, self.service.close_stores)
         self.executor.shutdown(wait=True)
 
 
@@ -232,13 +253,15 @@ async def serve(
     tls_key: str | Path | None = None,
     allow_insecure_remote: bool = False,
     busy_timeout_s: float = 10.0,
+    history: HistorySettings | None = None,
 ) -> ServerHandle:
     """Start a FogSync server on ``address`` over the store at ``db_path``; port 0 picks a free port.
 
     Without a certificate the server is plaintext and, unless ``allow_insecure_remote``,
     only on a loopback address: tokens must not cross a network in clear.
     ``busy_timeout_s``: how long a write waits for another replica's lock before the
-    call fails with UNAVAILABLE.
+    call fails with UNAVAILABLE. ``history``: the history backend batches are also
+    written to before the ack (default: SQLite only).
     """
     host, port = split_host_port(address)
     if (tls_cert is None) != (tls_key is None):
@@ -260,7 +283,13 @@ async def serve(
     except BaseException:
         executor.shutdown(wait=False)
         raise
-    service = FogSyncService(store, registry, metrics or Counters(), executor)
+    try:
+        history_store = open_history(history or HistorySettings(), store)
+    except BaseException:
+        await loop.run_in_executor(executor, store.close)
+        executor.shutdown(wait=False)
+        raise
+    service = FogSyncService(store, registry, metrics or Counters(), executor, history_store)
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -279,7 +308,7 @@ async def serve(
             raise OSError(f"cannot listen on {bind} (in use, or not an address of this machine)") from exc
         await server.start()
     except BaseException:
-        await loop.run_in_executor(executor, store.close)
+        await loop.run_in_executor(executor, service.close_stores)
         executor.shutdown(wait=False)
         raise
     for name in ("", SERVICE_NAME):

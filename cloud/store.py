@@ -9,12 +9,13 @@ call at a time.
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Set
+from collections.abc import Iterator, Mapping, Sequence, Set
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -237,23 +238,38 @@ class CloudStore:
 
     def enqueue_update(self, fog_id: str, update: parking_pb2.CloudUpdate) -> int:
         """Queue ``update`` for ``fog_id`` under the next version, which is returned."""
-        kind = update.WhichOneof("body")
-        if not fog_id or kind is None:
+        self._check_update(fog_id, update)
+        with self._write() as conn:
+            return self._enqueue(conn, fog_id, update)
+
+    @staticmethod
+    def _check_update(fog_id: str, update: parking_pb2.CloudUpdate) -> None:
+        if not fog_id or update.WhichOneof("body") is None:
             raise ValueError("enqueue_update needs a fog_id and an update with a body")
         if update.version:
             raise ValueError(f"update.version is {update.version}; the store assigns versions, leave it 0")
-        with self._write() as conn:
-            (version,) = conn.execute(
-                "SELECT COALESCE(MAX(version), 0) + 1 FROM cloud_updates WHERE fog_id = ?", (fog_id,)
-            ).fetchone()
-            stamped = parking_pb2.CloudUpdate()
-            stamped.CopyFrom(update)
-            stamped.version = version
-            conn.execute(
-                "INSERT INTO cloud_updates (fog_id, version, kind, created_ms, body) VALUES (?, ?, ?, ?, ?)",
-                (fog_id, version, kind, now_ms(), stamped.SerializeToString()),
-            )
+
+    @staticmethod
+    def _enqueue(conn: sqlite3.Connection, fog_id: str, update: parking_pb2.CloudUpdate) -> int:
+        """Insert one update under the fog's next version, inside the caller's write transaction."""
+        (version,) = conn.execute(
+            "SELECT COALESCE(MAX(version), 0) + 1 FROM cloud_updates WHERE fog_id = ?", (fog_id,)
+        ).fetchone()
+        stamped = parking_pb2.CloudUpdate()
+        stamped.CopyFrom(update)
+        stamped.version = version
+        conn.execute(
+            "INSERT INTO cloud_updates (fog_id, version, kind, created_ms, body) VALUES (?, ?, ?, ?, ?)",
+            (fog_id, version, update.WhichOneof("body"), now_ms(), stamped.SerializeToString()),
+        )
         return int(version)
+
+    def enqueue_updates(self, fog_id: str, updates: Sequence[parking_pb2.CloudUpdate]) -> list[int]:
+        """Queue several updates for one fog in one transaction (a model push is hundreds of matrices)."""
+        for update in updates:
+            self._check_update(fog_id, update)
+        with self._write() as conn:
+            return [self._enqueue(conn, fog_id, update) for update in updates]
 
     def updates_after(self, fog_id: str, after_version: int, limit: int = 100) -> list[parking_pb2.CloudUpdate]:
         """Updates for ``fog_id`` with version > after_version, oldest first."""
@@ -262,6 +278,111 @@ class CloudStore:
             (fog_id, after_version, limit),
         )
         return [parking_pb2.CloudUpdate.FromString(row["body"]) for row in rows]
+
+    # ---- operator views -------------------------------------------------------
+
+    def reservations(
+        self, lot_id: str | None = None, *, status: str | None = None, since_ms: int | None = None,
+        until_ms: int | None = None, limit: int = 10_000,
+    ) -> list[dict[str, Any]]:
+        """The latest version (by seq) of each reservation whose start is in [since_ms, until_ms), by start."""
+        return self._query(
+            "SELECT r.* FROM reservations AS r "
+            "WHERE r.seq = (SELECT MAX(b.seq) FROM reservations AS b WHERE b.lot_id = r.lot_id "
+            "               AND b.reservation_id = r.reservation_id AND b.fog_id = r.fog_id) "
+            "AND (:lot_id IS NULL OR r.lot_id = :lot_id) AND (:status IS NULL OR r.status = :status) "
+            "AND (:since_ms IS NULL OR r.start_ms >= :since_ms) AND (:until_ms IS NULL OR r.start_ms < :until_ms) "
+            "ORDER BY r.start_ms, r.lot_id, r.reservation_id LIMIT :limit",
+            {"lot_id": lot_id, "status": status, "since_ms": since_ms, "until_ms": until_ms, "limit": limit},
+        )
+
+    def node_health(self, lot_id: str | None = None) -> list[dict[str, Any]]:
+        """The newest health report of every node (by last_seen_ms, then seq), by lot and node id."""
+        return self._query(
+            "SELECT h.* FROM node_health AS h WHERE h.seq = (SELECT b.seq FROM node_health AS b "
+            "  WHERE b.lot_id = h.lot_id AND b.node_id = h.node_id AND b.fog_id = h.fog_id "
+            "  ORDER BY b.last_seen_ms DESC, b.seq DESC LIMIT 1) "
+            "AND (:lot_id IS NULL OR h.lot_id = :lot_id) ORDER BY h.lot_id, h.node_id",
+            {"lot_id": lot_id},
+        )
+
+    def spot_states(self, lot_id: str | None = None) -> list[dict[str, Any]]:
+        """Every spot's newest event (its current state as far as the cloud knows), by lot and spot."""
+        return self._query(
+            "SELECT e.lot_id, e.spot_id, e.state, e.at_ms, e.node_id FROM spot_events AS e "
+            "WHERE e.rowid = (SELECT b.rowid FROM spot_events AS b WHERE b.lot_id = e.lot_id "
+            "  AND b.spot_id = e.spot_id ORDER BY b.at_ms DESC, b.seq DESC LIMIT 1) "
+            "AND (:lot_id IS NULL OR e.lot_id = :lot_id) ORDER BY e.lot_id, e.spot_id",
+            {"lot_id": lot_id},
+        )
+
+    # ---- bookings made in the cloud -------------------------------------------
+
+    def create_booking(self, booking: parking_pb2.Booking, fog_id: str, created_by: str) -> int:
+        """Record a booking and queue it for the lot's fog in one transaction; returns the update version.
+
+        One transaction so a booking is never shown as made but not forwarded, or forwarded twice.
+        """
+        with self._write() as conn:
+            if conn.execute("SELECT 1 FROM cloud_bookings WHERE booking_id = ?", (booking.booking_id,)).fetchone():
+                raise ValueError(f"booking id {booking.booking_id!r} already exists")
+            version = self._enqueue(conn, fog_id, parking_pb2.CloudUpdate(booking=booking))
+            conn.execute(
+                "INSERT INTO cloud_bookings (booking_id, lot_id, fog_id, plan, start_ms, end_ms, spot_id, plate, "
+                "card_uid_hex, created_ms, created_by, update_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (booking.booking_id, booking.lot_id, fog_id, booking.plan, booking.start_ms, booking.end_ms,
+                 booking.spot_id, booking.plate, booking.card_uid_hex, now_ms(), created_by, version),
+            )
+        return version
+
+    def bookings(self, lot_id: str | None = None, *, limit: int = 1000) -> list[dict[str, Any]]:
+        """Cloud bookings, newest first, with the fog's latest word on each (status "forwarded" until then)."""
+        return self._query(
+            "SELECT c.booking_id, c.lot_id, c.fog_id, c.plan, c.start_ms, c.end_ms, c.spot_id AS requested_spot, "
+            "c.created_ms, c.created_by, c.update_version, COALESCE(r.status, 'forwarded') AS status, "
+            "r.spot_id AS spot_id, r.price_total, r.updated_ms "
+            "FROM cloud_bookings AS c LEFT JOIN reservations AS r ON r.rowid = ("
+            "  SELECT b.rowid FROM reservations AS b WHERE b.lot_id = c.lot_id AND b.reservation_id = c.booking_id "
+            "  ORDER BY b.seq DESC LIMIT 1) "
+            "WHERE (:lot_id IS NULL OR c.lot_id = :lot_id) ORDER BY c.created_ms DESC, c.booking_id LIMIT :limit",
+            {"lot_id": lot_id, "limit": limit},
+        )
+
+    # ---- Markov models ----------------------------------------------------------
+
+    def save_models(
+        self, lot_id: str, matrices: Mapping[str, Sequence[Sequence[float]]], report: dict[str, Any], trained_ms: int
+    ) -> None:
+        """Replace a lot's matrices and quality report with a new training run's."""
+        with self._write() as conn:
+            conn.execute("DELETE FROM markov_models WHERE lot_id = ?", (lot_id,))
+            conn.executemany(
+                "INSERT INTO markov_models (lot_id, season_key, matrix_json, trained_ms) VALUES (?, ?, ?, ?)",
+                [(lot_id, key, json.dumps([list(row) for row in m]), trained_ms) for key, m in matrices.items()],
+            )
+            conn.execute(
+                "INSERT INTO model_reports (lot_id, trained_ms, report_json) VALUES (?, ?, ?) "
+                "ON CONFLICT (lot_id) DO UPDATE SET trained_ms = excluded.trained_ms, "
+                "report_json = excluded.report_json",
+                (lot_id, trained_ms, json.dumps(report)),
+            )
+
+    def models(self, lot_id: str) -> dict[str, list[list[float]]]:
+        """The lot's newest matrices by season key."""
+        rows = self._query("SELECT season_key, matrix_json FROM markov_models WHERE lot_id = ? ORDER BY season_key",
+                           (lot_id,))
+        return {row["season_key"]: json.loads(row["matrix_json"]) for row in rows}
+
+    def model_reports(self, lot_id: str | None = None) -> list[dict[str, Any]]:
+        """The newest quality report of each lot (or of one lot)."""
+        rows = self._query(
+            "SELECT lot_id, trained_ms, report_json FROM model_reports WHERE (:lot IS NULL OR lot_id = :lot) "
+            "ORDER BY lot_id", {"lot": lot_id},
+        )
+        return [json.loads(row["report_json"]) for row in rows]
+
+    def write_history(self, batch: parking_pb2.Batch) -> None:
+        """History-backend hook (see cloud.history): SQLite already stored the batch in ingest_batch."""
 
     def ping(self) -> None:
         """Raise if the database cannot be read (for health checks)."""

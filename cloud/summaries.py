@@ -21,8 +21,8 @@ HOUR_MS = 3_600_000
 
 _HOURS_UPSERT = """
 INSERT INTO summary_hours (lot_id, zone, hour_ms, samples, occupied_sum, free_sum, arrivals_sum,
-                           departures_sum, capacity_max, concentration_sum)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                           departures_sum, capacity_max, concentration_sum, price_sum)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (lot_id, zone, hour_ms) DO UPDATE SET
   samples = samples + excluded.samples,
   occupied_sum = occupied_sum + excluded.occupied_sum,
@@ -30,20 +30,22 @@ ON CONFLICT (lot_id, zone, hour_ms) DO UPDATE SET
   arrivals_sum = arrivals_sum + excluded.arrivals_sum,
   departures_sum = departures_sum + excluded.departures_sum,
   capacity_max = max(capacity_max, excluded.capacity_max),
-  concentration_sum = concentration_sum + excluded.concentration_sum
+  concentration_sum = concentration_sum + excluded.concentration_sum,
+  price_sum = price_sum + excluded.price_sum
 """
-# Both queries give (bucket_start_ms, samples, occupied, free, arrivals, departures, capacity, concentration)
+# Both queries give (bucket_start_ms, samples, occupied, free, arrivals, departures, capacity, concentration,
+# price)
 # with sums, so parts of one bucket from either source add up.
 _RAW_BUCKETS = """
 SELECT window_start_ms / :bucket_ms * :bucket_ms, COUNT(*), TOTAL(occupied), TOTAL(free), TOTAL(arrivals),
-       TOTAL(departures), MAX(capacity), TOTAL(concentration)
+       TOTAL(departures), MAX(capacity), TOTAL(concentration), TOTAL(price_per_hour)
 FROM summaries
 WHERE lot_id = :lot_id AND zone = :zone AND window_start_ms >= :since_ms AND window_start_ms < :until_ms
 GROUP BY 1
 """
 _HOURLY_BUCKETS = """
 SELECT hour_ms / :bucket_ms * :bucket_ms, SUM(samples), SUM(occupied_sum), SUM(free_sum), SUM(arrivals_sum),
-       SUM(departures_sum), MAX(capacity_max), SUM(concentration_sum)
+       SUM(departures_sum), MAX(capacity_max), SUM(concentration_sum), SUM(price_sum)
 FROM summary_hours
 WHERE lot_id = :lot_id AND zone = :zone AND hour_ms >= :since_ms AND hour_ms < :until_ms
 GROUP BY 1
@@ -55,7 +57,7 @@ def add_to_hours(conn: sqlite3.Connection, summaries: Iterable[parking_pb2.LotSu
     hours: dict[tuple[str, str, int], list[Any]] = {}
     for s in summaries:
         key = (s.lot_id, s.zone, s.window_start_ms // HOUR_MS * HOUR_MS)
-        acc = hours.setdefault(key, [0, 0, 0, 0, 0, s.capacity, 0.0])
+        acc = hours.setdefault(key, [0, 0, 0, 0, 0, s.capacity, 0.0, 0.0])
         acc[0] += 1
         acc[1] += s.occupied
         acc[2] += s.free
@@ -64,6 +66,8 @@ def add_to_hours(conn: sqlite3.Connection, summaries: Iterable[parking_pb2.LotSu
         acc[5] = max(acc[5], s.capacity)
         if s.concentration == s.concentration:  # NaN is stored as NULL in summaries and TOTAL() skips it
             acc[6] += s.concentration
+        if s.price_per_hour == s.price_per_hour:
+            acc[7] += s.price_per_hour
     if hours:
         conn.executemany(_HOURS_UPSERT, [(*key, *acc) for key, acc in hours.items()])
 
@@ -91,15 +95,20 @@ def bucketed(
             if acc is None:
                 sums[start_ms] = values
             else:
-                for i in (0, 1, 2, 3, 4, 6):
+                for i in (0, 1, 2, 3, 4, 6, 7):
                     acc[i] += values[i]
                 acc[5] = max(acc[5], values[5])
-    return [
-        {
-            "bucket_start_ms": start_ms, "bucket_s": bucket_s, "samples": samples,
-            "mean_occupied": occupied / samples, "mean_free": free / samples, "arrivals": int(arrivals),
-            "departures": int(departures), "capacity": capacity, "mean_concentration": concentration / samples,
-        }
-        for start_ms, (samples, occupied, free, arrivals, departures, capacity, concentration)
-        in sorted(sums.items())
-    ]
+    return [bucket_row(start_ms, bucket_s, *values) for start_ms, values in sorted(sums.items())]
+
+
+def bucket_row(
+    start_ms: int, bucket_s: int, samples: int, occupied: float, free: float, arrivals: float, departures: float,
+    capacity: int, concentration: float, price: float,
+) -> dict[str, Any]:
+    """One bucket as every history backend reports it (the shape is the cross-backend contract)."""
+    return {
+        "bucket_start_ms": int(start_ms), "bucket_s": bucket_s, "samples": int(samples),
+        "mean_occupied": occupied / samples, "mean_free": free / samples, "arrivals": int(arrivals),
+        "departures": int(departures), "capacity": int(capacity), "mean_concentration": concentration / samples,
+        "mean_price_per_hour": price / samples,
+    }

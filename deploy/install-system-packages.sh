@@ -4,6 +4,8 @@ set -euo pipefail
 need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+# Headless Chromium for the cloud dashboard's browser test (its own script: idempotent).
+bash "$(dirname "$0")/cloud/install-chromium.sh"
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
 echo "installing Debian packages: ${need[*]}"

@@ -15,6 +15,7 @@ import grpc
 import pytest
 
 from cloud.auth import FogRegistry, parse_registry
+from cloud.config import CloudConfig, parse_config
 from cloud.metrics import Counters
 from cloud.service import ServerHandle, serve
 from cloud.store import CloudStore
@@ -52,6 +53,7 @@ class Kit:
 
     FOG_A, TOKEN_A, LOT_A = "fog-a", "token-a-0123456789", "lot-a"
     FOG_B, TOKEN_B, LOT_B = "fog-b", "token-b-0123456789", "lot-b"
+    READ_TOKEN, ADMIN_TOKEN = "read-token-0123456789", "admin-token-0123456789"
     T0_MS = 1_714_550_400_000  # 2024-05-01T08:00:00Z, a whole hour
 
     @staticmethod
@@ -113,6 +115,34 @@ def registry() -> FogRegistry:
         }},
         "tests",
     )
+
+
+def config_data() -> dict[str, Any]:
+    """The cloud config of the tests: two fogs, a read-only and an admin operator, two lots with positions."""
+    return {
+        "fogs": {
+            Kit.FOG_A: {"token": Kit.TOKEN_A, "lots": [Kit.LOT_A]},
+            Kit.FOG_B: {"token": Kit.TOKEN_B, "lots": [Kit.LOT_B]},
+        },
+        "operators": {
+            "viewer": {"token": Kit.READ_TOKEN, "role": "read"},
+            "boss": {"token": Kit.ADMIN_TOKEN, "role": "admin"},
+        },
+        "lots": {
+            Kit.LOT_A: {"name": "Lot A", "lat": 21.4225, "lon": 39.8262, "currency": "SAR"},
+            Kit.LOT_B: {"name": "Lot B", "lat": 21.4300, "lon": 39.8300, "currency": "SAR"},
+        },
+    }
+
+
+@pytest.fixture
+def config_dict() -> dict[str, Any]:
+    return config_data()
+
+
+@pytest.fixture
+def config() -> CloudConfig:
+    return parse_config(config_data(), "tests", environ={})
 
 
 @pytest.fixture

@@ -10,8 +10,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from cloud.config import CloudConfig
 from cloud.http_api import create_app
 from cloud.metrics import Counters
+from cloud.queries import Operations
 from cloud.store import CloudStore
 
 HOUR_MS = 3_600_000
@@ -36,8 +38,12 @@ def seeded(store: CloudStore, kit: Any) -> CloudStore:
 
 
 @pytest.fixture
-async def http(seeded: CloudStore, counters: Counters, now_ms: int) -> AsyncIterator[TestClient]:
-    async with TestClient(TestServer(create_app(seeded, counters, clock=lambda: now_ms))) as client:
+async def http(
+    seeded: CloudStore, counters: Counters, now_ms: int, config: CloudConfig, kit: Any
+) -> AsyncIterator[TestClient]:
+    ops = Operations(seeded, seeded, config, clock=lambda: now_ms)
+    async with TestClient(TestServer(create_app(ops, counters)),
+                          headers={"Authorization": f"Bearer {kit.READ_TOKEN}"}) as client:
         yield client
 
 
@@ -114,7 +120,8 @@ async def test_healthz_and_metrics(http: TestClient, seeded: CloudStore, counter
         ("history", {"sinse": "1h"}, "sinse", "unknown_parameter"),
         ("summaries", {"bucket": "0s"}, "bucket", "bad_bucket"),
         ("summaries", {"bucket": "1s", "since": "4w"}, "bucket", "bad_bucket"),
-        ("summaries", {"format": "csv"}, "format", "unknown_parameter"),
+        ("summaries", {"limit": "5"}, "limit", "unknown_parameter"),
+        ("summaries", {"format": "xml"}, "format", "bad_format"),
     ],
 )
 async def test_bad_parameters_are_400_with_where_and_counted(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -281,42 +279,42 @@ async def test_a_taken_port_is_an_error_not_a_shared_port(server: ServerHandle, 
         await serve(db_path, registry, address=f"127.0.0.1:{server.port}")
 
 
-def _self_signed(tmp_path: Path) -> tuple[Path, Path, bytes]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
+def _gen_tls() -> Any:
+    """deploy/gen_tls.py, the generator operators use (deploy/ is not a package)."""
+    import importlib.util
 
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(
-            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert_path.write_bytes(cert_pem)
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path, cert_pem
+    path = Path(__file__).resolve().parents[2] / "deploy" / "gen_tls.py"
+    spec = importlib.util.spec_from_file_location("fogpark_gen_tls", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-async def test_tls(tmp_path: Path, db_path: Path, registry: FogRegistry, kit: Any) -> None:
-    cert_path, key_path, cert_pem = _self_signed(tmp_path)
-    handle = await serve(db_path, registry, tls_cert=cert_path, tls_key=key_path)
+async def test_tls_with_material_from_gen_tls(tmp_path: Path, db_path: Path, registry: FogRegistry, kit: Any) -> None:
+    """A private CA and server pair from deploy/gen_tls.py; fogs verify with the CA and still need their token."""
+    tls = tmp_path / "tls"
+    _gen_tls().generate(tls, ["localhost", "127.0.0.1"], [kit.FOG_A])
+    handle = await serve(db_path, registry, address="127.0.0.1:0", tls_cert=tls / "server.pem",
+                         tls_key=tls / "server.key")
     assert handle.secure
     try:
-        credentials = grpc.ssl_channel_credentials(root_certificates=cert_pem)
+        credentials = grpc.ssl_channel_credentials(root_certificates=(tls / "ca.pem").read_bytes())
         async with grpc.aio.secure_channel(handle.target, credentials) as channel:
             ack = await kit.client(channel, kit.FOG_A, kit.TOKEN_A).push(kit.events(kit.FOG_A, 1, 3))
             assert ack.acked_seq == 3
-        async with grpc.aio.insecure_channel(handle.target) as channel:
+            # TLS is the channel; the per-fog token is still the identity.
+            wrong = await _refused(kit.client(channel, kit.FOG_A, kit.TOKEN_B).push(kit.events(kit.FOG_A, 4, 4)))
+            assert wrong.code() == grpc.StatusCode.UNAUTHENTICATED
+            health = health_pb2_grpc.HealthStub(channel)
+            assert (await health.Check(health_pb2.HealthCheckRequest())).status == health_pb2.HealthCheckResponse.SERVING
+        async with grpc.aio.insecure_channel(handle.target) as channel:  # a plaintext client is refused
+            error = await _refused(kit.client(channel, kit.FOG_A, kit.TOKEN_A).push(kit.events(kit.FOG_A, 4, 4),))
+            assert error.code() == grpc.StatusCode.UNAVAILABLE
+        other_ca = tmp_path / "other"
+        _gen_tls().generate(other_ca, ["localhost"], [])
+        untrusting = grpc.ssl_channel_credentials(root_certificates=(other_ca / "ca.pem").read_bytes())
+        async with grpc.aio.secure_channel(handle.target, untrusting) as channel:  # a server it cannot verify
             error = await _refused(kit.client(channel, kit.FOG_A, kit.TOKEN_A).push(kit.events(kit.FOG_A, 4, 4)))
             assert error.code() == grpc.StatusCode.UNAVAILABLE
     finally:
