@@ -9,7 +9,8 @@ the reconstructed counter → replay / counter gap / bad MIC.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from fog.config import NodeEntry
@@ -26,6 +27,11 @@ class Reception:
     rssi_dbm: int | None = None
     snr_db: float | None = None
     received_ms: int = 0
+    sf: int = 7  # the channel it was heard on: downlinks answer on the same
+    freq_hz: int = 868_100_000
+    # Called after the cycle that handled this frame committed: transports that acknowledge
+    # (MQTT QoS 1) acknowledge here, never before the frame is durable.
+    on_commit: Callable[[], None] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -77,7 +83,7 @@ class FrameAdmission:
             frame = fr.parse_frame(rx.raw)
             if fr.is_downlink(frame.msg_type):
                 return Refused("bad_direction", "a downlink type arrived on the uplink", frame.node_id, rx)
-            frame.fields()  # payload semantics checked before anything counts
+            fields = frame.fields()  # payload semantics checked before anything counts
         except fr.FrameError as err:
             return Refused(err.reason, str(err), None, rx)
         node = self.nodes.get(frame.node_id)
@@ -90,7 +96,7 @@ class FrameAdmission:
         in_window = last < 0 or fcnt - last <= fr.MAX_FCNT_GAP
         if in_window and frame.verify(node.key, fcnt):
             self.counters[node.node_id] = (fcnt, frame_digest(rx.raw), rx.received_ms)
-            return Accepted(node, frame.msg_type, fcnt, frame.fields(), rx)
+            return Accepted(node, frame.msg_type, fcnt, fields, rx)
         if last >= 0:
             old = fr.previous_fcnt(frame.fcnt16, last)
             if old >= 0 and frame.verify(node.key, old):

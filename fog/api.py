@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
+from fog import api_engine
+
 if TYPE_CHECKING:
     from fog.daemon import FogDaemon
 
@@ -145,4 +147,5 @@ def make_app(daemon: FogDaemon) -> web.Application:
     app.router.add_get("/v1/stats", stats)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
+    api_engine.add_routes(app, daemon)  # selection, availability, quotes, reservations, auction
     return app

@@ -8,6 +8,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from fog.cli_tools import TOOL_COMMANDS, TOOLS_HELP, add_tool_parsers, run_tool
 from fog.config import DEMO_FOG_CONFIG, ConfigError, SerialIngest, load_fog_config
 from fog.logsetup import setup_logging
 
@@ -18,7 +19,7 @@ commands:
           store, cloud sync and the local HTTP API, until SIGTERM/SIGINT
   check   validate a fog config (and the lot file and node registry it names)
           without starting anything; exit 0 when valid, 2 with the problem
-"""
+""" + TOOLS_HELP
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,11 +42,14 @@ def _parser() -> argparse.ArgumentParser:
     chk = sub.add_parser("check", help="validate a fog config without starting",
                          description="Validate a fog config, its lot file and its node registry.")
     chk.add_argument("config", type=Path)
+    add_tool_parsers(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command in TOOL_COMMANDS:
+        return run_tool(args)
     if args.command == "check":
         try:
             cfg = load_fog_config(args.config)

@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
+from datetime import date
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fog.engine.lot_graph import LotGraph
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 DEMO_FOG_CONFIG = EXAMPLES / "demo-fog.toml"
@@ -49,6 +54,32 @@ class LaneEdge:
 
 
 @dataclass(frozen=True)
+class LotPolicy:
+    """How the lot runs: hours, reservations, alerts, statistics (``[lot]``, ``[reservations]``,
+    ``[alerts]``, ``[stats]``; documented in fog/examples/README.md). Defaults are ALGORITHMS.md's."""
+
+    timezone: str = "UTC"
+    open_minutes: tuple[tuple[int, int], ...] = ((0, 1440),)  # parsed [lot].opening_hours, local minutes
+    holidays: tuple[date, ...] = ()
+    lead_s: float = 3 * 3600.0  # §3 rule (a)
+    theta: float = 0.9  # §3 rule (b)
+    grace_s: float = 3600.0  # §4.3 late-arrival grace
+    waiting_window_s: float = 3 * 3600.0  # §5 no-show window
+    hold_before_s: float = 900.0
+    max_hours: int = 72
+    max_advance_s: float = 7 * 86400.0
+    default_entrance: str = ""  # "" = the first entrance the lot lists
+    guidance_timeout_s: float = 600.0
+    heartbeat_s: float = 10800.0  # the nodes' heartbeat_s (device default 3 h); silent after 2x
+    checkin_grace_s: float = 300.0  # §8: a held spot occupied this long without check-in raises an alert
+    stats_window_s: float = 900.0  # §1 window
+
+    @property
+    def always_open(self) -> bool:
+        return self.open_minutes == ((0, 1440),)
+
+
+@dataclass(frozen=True)
 class LotConfig:
     id: str
     name: str
@@ -58,10 +89,27 @@ class LotConfig:
     tariff: dict[str, Any]
     opening_hours: str
     source: Path
+    policy: LotPolicy = field(default_factory=LotPolicy)
 
     @property
     def capacity(self) -> int:
         return len(self.spots)
+
+    @cached_property
+    def lane_graph(self) -> LotGraph | None:
+        """The engine's routing graph (spots first, then lane nodes, in file order); None without lanes."""
+        from fog.engine.lot_graph import Edge, LotGraph, NodeKind
+
+        if not self.edges:
+            return None
+        return LotGraph(
+            ((nid, NodeKind(kind)) for nid, kind in self.graph_nodes.items()),
+            (Edge(i, e.src, e.dst, e.length_m, e.speed_mps, float(e.capacity)) for i, e in enumerate(self.edges)),
+        )
+
+    @property
+    def entrances(self) -> tuple[str, ...]:
+        return tuple(n for n, kind in self.graph_nodes.items() if kind == "entrance")
 
     def spot_ids(self) -> list[str]:
         return [s.id for s in self.spots]
@@ -82,12 +130,57 @@ class SerialIngest:
 
 
 @dataclass(frozen=True)
+class MqttIngest:
+    """``[ingest.mqtt]``: Wi-Fi nodes through a broker (topics in fog/ingest/MQTT.md)."""
+
+    host: str
+    port: int
+    username: str | None
+    password: str | None = field(repr=False)  # never in a log line or a traceback
+    client_id: str
+    lot_topic_prefix: str  # "fogpark/<lot>" unless set
+    protocol: str = "5"  # "5" or "3.1.1"
+    keepalive_s: int = 30
+    session_expiry_s: int = 7 * 86400  # MQTT 5: how long the broker keeps the fog's queue while it is away
+    reconnect_min_s: int = 1
+    reconnect_max_s: int = 30
+    gateway: str = "mqtt"
+
+
+@dataclass(frozen=True)
+class SpiIngest:
+    """``[ingest.spi]``: an SX127x on the Pi's SPI bus, driven through pyLoRa."""
+
+    bus: int
+    device: int
+    freq_hz: int
+    sf: int
+    bw_hz: int
+    cr: int  # 5..8 for coding rate 4/5..4/8
+    sync_word: int
+    dio0_pin: int  # BCM numbering
+    reset_pin: int  # BCM numbering
+    gateway: str = "spi0"
+
+
+@dataclass(frozen=True)
 class CloudTarget:
     targets: tuple[str, ...]
     token: str
     tls_ca: Path | None
     batch_max: int
     summary_period_s: float
+
+
+@dataclass(frozen=True)
+class DiskPolicy:
+    """How the fog keeps its store within the disk ([disk] table)."""
+
+    min_free_mb: float = 64.0  # below this free space on the data filesystem: pressure
+    max_db_mb: float = 0.0  # a quota on the store's size (0 = none); 90 % of it is pressure
+    events_retention_days: float = 30.0  # spot-level events older than this are compacted first
+    check_s: float = 10.0
+    ballast_mb: float = 16.0  # reserve file, deleted under pressure so compaction has room
 
 
 @dataclass(frozen=True)
@@ -105,6 +198,12 @@ class FogConfig:
     dedup_window_s: float
     source: Path
     extra: dict[str, Any] = field(default_factory=dict)
+    disk: DiskPolicy = field(default_factory=lambda: DiskPolicy())
+    # SQLite synchronous mode: FULL survives power loss at one fsync per committed cycle;
+    # NORMAL (WAL) survives a crashed or killed process, and may lose the last commits on power loss.
+    durability: str = "FULL"
+    mqtt: MqttIngest | None = None
+    spi: SpiIngest | None = None
 
 
 # --- small typed readers: each names the key it is reading ----------------
@@ -269,7 +368,11 @@ def load_lot(path: Path) -> LotConfig:
     if edges and not any(k == "entrance" for k in nodes.values()):
         raise r.fail("graph.nodes", "a lane graph needs at least one entrance")
     tariff = r.table(data, "tariff", "", required=False)
-    return LotConfig(
+    from fog.tariffs import parse_tariff  # fog.tariffs imports this module
+
+    parse_tariff(path, tariff, spots)  # refused at load time, naming the key
+    policy = _lot_policy(r, data, lot, nodes)
+    lot_cfg = LotConfig(
         id=lot_id,
         name=r.string(lot, "name", "lot", default=lot_id),
         spots=tuple(spots),
@@ -278,6 +381,112 @@ def load_lot(path: Path) -> LotConfig:
         tariff=dict(tariff),
         opening_hours=r.string(lot, "opening_hours", "lot", default="00:00-24:00"),
         source=path,
+        policy=policy,
+    )
+    if lot_cfg.edges:
+        from fog.engine.lot_graph import LotGraphError
+
+        try:
+            lot_cfg.lane_graph  # noqa: B018 - built once here so a lot that cannot be routed is refused at load
+        except LotGraphError as err:
+            raise r.fail("graph", str(err)) from None
+    return lot_cfg
+
+
+def parse_hours(text: str) -> tuple[tuple[int, int], ...]:
+    """``"07:00-22:00"`` or ``"00:00-06:00, 18:00-24:00"`` (local time) as minute ranges; a range may
+    wrap midnight (``"22:00-06:00"``). Raises ValueError saying what is wrong."""
+    ranges: list[tuple[int, int]] = []
+    for part in text.split(","):
+        start_s, sep, end_s = part.strip().partition("-")
+        if not sep:
+            raise ValueError(f"{part.strip()!r} is not a range HH:MM-HH:MM")
+        start, end = _minute_of_day(start_s), _minute_of_day(end_s)
+        if start == end:
+            raise ValueError(f"{part.strip()!r} is an empty range")
+        if start < end:
+            ranges.append((start, end))
+        else:  # wraps midnight
+            ranges += [(start, 1440), (0, end)] if end else [(start, 1440)]
+    ranges.sort()
+    for (_, end1), (start2, _) in zip(ranges, ranges[1:], strict=False):
+        if start2 < end1:
+            raise ValueError(f"ranges overlap in {text!r}")
+    return tuple(ranges)
+
+
+def _minute_of_day(text: str) -> int:
+    hh, sep, mm = text.strip().partition(":")
+    if not (sep and hh.isdigit() and mm.isdigit() and len(mm) == 2):
+        raise ValueError(f"{text.strip()!r} is not a time HH:MM")
+    minute = int(hh) * 60 + int(mm)
+    if int(mm) > 59 or minute > 1440:
+        raise ValueError(f"{text.strip()!r} is not a time of day (00:00..24:00)")
+    return minute
+
+
+_RESERVATION_KEYS = ("lead_s", "theta", "grace_s", "waiting_window_s", "hold_before_s", "max_hours",
+                     "max_advance_s", "default_entrance", "guidance_timeout_s")
+_ALERT_KEYS = ("heartbeat_s", "checkin_grace_s")
+_STATS_KEYS = ("window_s",)
+
+
+def _lot_policy(r: _Reader, data: dict[str, Any], lot: dict[str, Any], nodes: dict[str, str]) -> LotPolicy:
+    """``[lot]`` hours/zone/holidays, ``[reservations]``, ``[alerts]`` and ``[stats]``."""
+    import zoneinfo
+
+    tz = r.string(lot, "timezone", "lot", default="UTC")
+    try:
+        zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise r.fail("lot.timezone", f"{tz!r} is not an IANA time zone (e.g. \"Europe/Berlin\")") from None
+    try:
+        open_minutes = parse_hours(r.string(lot, "opening_hours", "lot", default="00:00-24:00"))
+    except ValueError as err:
+        raise r.fail("lot.opening_hours", str(err)) from None
+    holidays: list[date] = []
+    for i, raw in enumerate(r.array(lot, "holidays", "lot", required=False)):
+        try:
+            holidays.append(raw if isinstance(raw, date) else date.fromisoformat(str(raw)))
+        except ValueError:
+            raise r.fail(f"lot.holidays[{i}]", f"{raw!r} is not a date YYYY-MM-DD") from None
+    res = r.table(data, "reservations", "", required=False)
+    alerts = r.table(data, "alerts", "", required=False)
+    stats = r.table(data, "stats", "", required=False)
+    for table, where, known in ((res, "reservations", _RESERVATION_KEYS), (alerts, "alerts", _ALERT_KEYS),
+                                (stats, "stats", _STATS_KEYS)):
+        for key in table:
+            if key not in known:
+                raise r.fail(f"{where}.{key}", f"unknown key (expected one of {', '.join(known)})")
+    d = LotPolicy()
+    entrance = str(res.get("default_entrance", ""))
+    if entrance and nodes.get(entrance) != "entrance":
+        raise r.fail("reservations.default_entrance", f"{entrance!r} is not a graph node of kind entrance")
+    grace = r.number(res, "grace_s", "reservations", default=d.grace_s, minimum=0, unit="s")
+    waiting = r.number(res, "waiting_window_s", "reservations", default=d.waiting_window_s, minimum=0, unit="s")
+    if waiting < grace:
+        raise r.fail("reservations.waiting_window_s", f"{waiting} s is shorter than grace_s ({grace} s): "
+                     "a late vehicle must still hold its spot until the window ends")
+    return LotPolicy(
+        timezone=tz,
+        open_minutes=open_minutes,
+        holidays=tuple(holidays),
+        lead_s=r.number(res, "lead_s", "reservations", default=d.lead_s, minimum=0, unit="s"),
+        theta=r.number(res, "theta", "reservations", default=d.theta, minimum=0, maximum=1),
+        grace_s=grace,
+        waiting_window_s=waiting,
+        hold_before_s=r.number(res, "hold_before_s", "reservations", default=d.hold_before_s, minimum=0, unit="s"),
+        max_hours=r.integer(res, "max_hours", "reservations", default=d.max_hours, minimum=1, maximum=24 * 366),
+        max_advance_s=r.number(res, "max_advance_s", "reservations", default=d.max_advance_s, minimum=0,
+                               maximum=366 * 86400, unit="s"),
+        default_entrance=entrance,
+        guidance_timeout_s=r.number(res, "guidance_timeout_s", "reservations", default=d.guidance_timeout_s,
+                                    minimum=1, unit="s"),
+        heartbeat_s=r.number(alerts, "heartbeat_s", "alerts", default=d.heartbeat_s, minimum=10, unit="s"),
+        checkin_grace_s=r.number(alerts, "checkin_grace_s", "alerts", default=d.checkin_grace_s, minimum=0,
+                                 unit="s"),
+        stats_window_s=r.number(stats, "window_s", "stats", default=d.stats_window_s, minimum=60,
+                                maximum=86400, unit="s"),
     )
 
 
@@ -320,6 +529,105 @@ def _host_port(r: _Reader, value: str, where: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise r.fail(where, f"expected HOST:PORT, got {value!r}")
     return host, int(port)
+
+
+def _known_keys(r: _Reader, raw: dict[str, Any], where: str, known: tuple[str, ...]) -> None:
+    """A misspelt key (``pasword_file``) is refused, not silently ignored."""
+    for key in raw:
+        if key not in known:
+            raise r.fail(_join(where, key), f"unknown key (expected one of {', '.join(known)})")
+
+
+_MQTT_KEYS = ("host", "port", "username", "password", "password_file", "client_id", "lot_topic_prefix", "protocol",
+              "keepalive_s", "session_expiry_s", "reconnect_min_s", "reconnect_max_s", "gateway")
+
+
+def _mqtt_ingest(r: _Reader, ingest: dict[str, Any], base: Path, fog_id: str, lot_id: str) -> MqttIngest | None:
+    """``[ingest.mqtt]``; the password may live in a file readable only by the fog's user."""
+    where = "ingest.mqtt"
+    raw = r.table(ingest, "mqtt", "ingest", required=False)
+    if not raw:
+        return None
+    _known_keys(r, raw, where, _MQTT_KEYS)
+    password: str | None = None
+    if "password" in raw and "password_file" in raw:
+        raise r.fail(f"{where}.password_file", "give password or password_file, not both")
+    if "password" in raw:
+        password = r.string(raw, "password", where)
+    elif "password_file" in raw:
+        pw_path = base / r.string(raw, "password_file", where)
+        try:
+            password = pw_path.read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as err:
+            raise r.fail(f"{where}.password_file", f"cannot read {pw_path}: {err}") from None
+        if not password:
+            raise r.fail(f"{where}.password_file", f"{pw_path} is empty")
+    username = r.string(raw, "username", where) if "username" in raw else None
+    if password is not None and username is None:
+        raise r.fail(f"{where}.username", "a password needs a username")
+    prefix = r.string(raw, "lot_topic_prefix", where, default=f"fogpark/{lot_id}")
+    if any(c in prefix for c in "+#\x00") or prefix.startswith(("/", "$")) or prefix.endswith("/") or "//" in prefix:
+        raise r.fail(f"{where}.lot_topic_prefix",
+                     f"{prefix!r} is not a topic prefix (no wildcards, no leading '$' or '/', no empty levels)")
+    reconnect_min = r.integer(raw, "reconnect_min_s", where, default=1, minimum=1, maximum=3600)
+    return MqttIngest(
+        host=r.string(raw, "host", where, default="127.0.0.1"),
+        port=r.integer(raw, "port", where, default=1883, minimum=1, maximum=65535),
+        username=username,
+        password=password,
+        client_id=r.string(raw, "client_id", where, default=f"fogpark-fog-{fog_id}"),
+        lot_topic_prefix=prefix,
+        protocol=r.choice(raw, "protocol", where, ("5", "3.1.1"), default="5"),
+        keepalive_s=r.integer(raw, "keepalive_s", where, default=30, minimum=5, maximum=65535),
+        session_expiry_s=r.integer(raw, "session_expiry_s", where, default=7 * 86400, minimum=0,
+                                   maximum=0xFFFFFFFF),
+        reconnect_min_s=reconnect_min,
+        reconnect_max_s=r.integer(raw, "reconnect_max_s", where, default=max(30, reconnect_min),
+                                  minimum=reconnect_min, maximum=3600),
+        gateway=r.string(raw, "gateway", where, default="mqtt"),
+    )
+
+
+_SPI_KEYS = ("bus", "device", "freq_hz", "sf", "bw_hz", "cr", "sync_word", "dio0_pin", "reset_pin", "gateway")
+_SPI_BUS_PINS = {0: (7, 8, 9, 10, 11), 1: (16, 17, 18, 19, 20, 21)}  # BCM pins each SPI bus itself uses
+
+
+def _spi_ingest(r: _Reader, ingest: dict[str, Any]) -> SpiIngest | None:
+    """``[ingest.spi]``: radio settings must match the nodes', pins use BCM numbering."""
+    from proto.airtime import BANDWIDTHS_HZ
+
+    where = "ingest.spi"
+    raw = r.table(ingest, "spi", "ingest", required=False)
+    if not raw:
+        return None
+    _known_keys(r, raw, where, _SPI_KEYS)
+    bus = r.integer(raw, "bus", where, default=0, minimum=0, maximum=6)
+    sf = r.integer(raw, "sf", where, default=7, minimum=6, maximum=12)
+    if sf == 6:
+        raise r.fail(f"{where}.sf", "SF6 needs implicit-header mode, which FogPark frames do not use (7..12)")
+    bw_hz = r.integer(raw, "bw_hz", where, default=125000)
+    if bw_hz not in BANDWIDTHS_HZ:
+        raise r.fail(f"{where}.bw_hz", f"{bw_hz} Hz is not an SX127x bandwidth ({', '.join(map(str, BANDWIDTHS_HZ))})")
+    pins: dict[str, int] = {}
+    for key in ("dio0_pin", "reset_pin"):
+        pin = r.integer(raw, key, where, minimum=0, maximum=27)
+        if pin in _SPI_BUS_PINS.get(bus, ()):
+            raise r.fail(f"{where}.{key}", f"GPIO {pin} is a pin of SPI bus {bus} itself")
+        pins[key] = pin
+    if pins["dio0_pin"] == pins["reset_pin"]:
+        raise r.fail(f"{where}.reset_pin", "must differ from dio0_pin")
+    return SpiIngest(
+        bus=bus,
+        device=r.integer(raw, "device", where, default=0, minimum=0, maximum=2),
+        freq_hz=r.integer(raw, "freq_hz", where, minimum=137_000_000, maximum=1_020_000_000),
+        sf=sf,
+        bw_hz=bw_hz,
+        cr=r.integer(raw, "cr", where, default=5, minimum=5, maximum=8),
+        sync_word=r.integer(raw, "sync_word", where, default=0x12, minimum=0, maximum=0xFF),
+        dio0_pin=pins["dio0_pin"],
+        reset_pin=pins["reset_pin"],
+        gateway=r.string(raw, "gateway", where, default="spi0"),
+    )
 
 
 def load_fog_config(path: Path | None = None) -> FogConfig:
@@ -378,5 +686,19 @@ def load_fog_config(path: Path | None = None) -> FogConfig:
         serial=tuple(serial),
         cloud=cloud,
         dedup_window_s=r.number(fog, "dedup_window_s", "fog", default=10, minimum=0, unit="s"),
+        durability=r.choice(fog, "durability", "fog", ("FULL", "NORMAL"), default="FULL"),
         source=path,
+        disk=_disk_policy(r, r.table(data, "disk", "", required=False)),
+        mqtt=_mqtt_ingest(r, ingest, base, r.string(fog, "id", "fog"), lot.id),
+        spi=_spi_ingest(r, ingest),
+    )
+
+
+def _disk_policy(r: _Reader, d: dict[str, Any]) -> DiskPolicy:
+    return DiskPolicy(
+        min_free_mb=r.number(d, "min_free_mb", "disk", default=64, minimum=0, unit="MB"),
+        max_db_mb=r.number(d, "max_db_mb", "disk", default=0, minimum=0, unit="MB"),
+        events_retention_days=r.number(d, "events_retention_days", "disk", default=30, minimum=0.01, unit="days"),
+        check_s=r.number(d, "check_s", "disk", default=10, minimum=0.1, unit="s"),
+        ballast_mb=r.number(d, "ballast_mb", "disk", default=16, minimum=0, unit="MB"),
     )

@@ -19,6 +19,10 @@ from typing import Any
 from fog import records
 from fog.admission import Accepted, Duplicate, FrameAdmission, Reception, Refused
 from fog.config import FogConfig
+from fog.disk_guard import DiskGuard
+from fog.downlink import DownlinkCounter, ack_frame, wants_ack
+from fog.engine.lot_stats import mean_inter_arrival
+from fog.lot_engine import LotEngine
 from fog.lot_state import LotState
 from fog.metrics import FogMetrics
 from fog.store import CycleWrite, FogStore
@@ -47,6 +51,13 @@ class CycleEngine:
         self.logged_once: set[tuple[int | None, str]] = set()
         self.degraded: dict[str, str] = {}
         self.cycles = 0
+        self.max_queue = 200_000
+        # Downlinks go out only after the commit that made their frames durable.
+        self.send_downlink: Callable[[Reception, bytes], None] | None = None
+        self.downlink_counter = DownlinkCounter()
+        self._acks: list[Accepted] = []
+        self.disk = DiskGuard(cfg.disk, cfg.data_dir, store)
+        self._disk_due = 0.0
         self._summary_due_ms = 0
         self._arrival_times: list[int] = []
         self._last_arrivals = 0
@@ -61,10 +72,17 @@ class CycleEngine:
         self.state.restore(self.store.load_spots())
         self.refusals = self.store.load_refusals()
         self.alerts = self.store.load_alerts()
+        self.lot_engine = LotEngine(self.cfg, self.store, self.state, self.alerts, self.metrics,
+                                    previous=getattr(self, "lot_engine", None))
+        self._last_arrivals = self._last_departures = 0  # the rebuilt LotState counts from zero
 
     # --- ingest side (any thread) ---------------------------------------------
 
     def submit(self, rx: Reception) -> None:
+        if len(self.queue) >= self.max_queue:
+            # The store has been failing for long: bound memory, drop the oldest, count it.
+            self.queue.popleft()
+            self.metrics.frames_refused.labels("queue_overflow").inc()
         self.queue.append(rx)  # deque.append is atomic: ingest threads need no lock
 
     # --- one cycle ------------------------------------------------------------------
@@ -79,13 +97,19 @@ class CycleEngine:
             rx = self.queue.popleft()
             taken.append(rx)
             self._handle(rx, w, changes)
+        self.lot_engine.tick(now_ms, w)  # timers, selection/booking requests, statistics, engine alerts
+        saved = (self._summary_due_ms, self._last_arrivals, self._last_departures, list(self._arrival_times))
         self._maybe_summarise(now_ms, w)
+        self._check_disk(now_ms, w)
         try:
             self.store.commit_cycle(w)
         except Exception as err:  # noqa: BLE001 - any store failure: roll back, keep serving
+            self._summary_due_ms, _, _, self._arrival_times = saved
+            self._acks.clear()
             self._rollback(taken, err)
             return 0
         self.degraded.pop("store", None)
+        self.lot_engine.after_commit()  # answers its requests: their effects are durable now
         self._after_commit(w, taken, changes)
         return len(taken)
 
@@ -97,6 +121,16 @@ class CycleEngine:
         self._reload()
 
     def _after_commit(self, w: CycleWrite, taken: list[Reception], changes: list[dict[str, Any]]) -> None:
+        for rx in taken:
+            if rx.on_commit is not None:
+                try:
+                    rx.on_commit()
+                except Exception:  # noqa: BLE001 - a transport's ack failing must not stop the cycle
+                    log.exception("transport acknowledgement failed")
+        if self._acks and self.send_downlink is not None:
+            for v in self._acks:
+                self.send_downlink(v.rx, ack_frame(v, self.downlink_counter))
+        self._acks.clear()
         for rx in taken:
             self.metrics.frames_received.labels(rx.gateway).inc()
         for reason, n in w.refusals.items():
@@ -150,6 +184,8 @@ class CycleEngine:
         self.metrics.frames_accepted.labels(fr.TYPE_NAMES[v.msg_type]).inc()
         rx, node, f = v.rx, v.node, v.fields
         w.counters[node.node_id] = self.admission.counters[node.node_id]
+        if wants_ack(v):
+            self._acks.append(v)
         spot = self.state.spots[node.spot]
         spot.rssi_dbm, spot.snr_db = rx.rssi_dbm, rx.snr_db
         spot.last_seen_ms = rx.received_ms
@@ -177,6 +213,7 @@ class CycleEngine:
             event["detail"] = f["uid"].hex()
         w.events.append(event)
         w.spots[node.spot] = spot.row()
+        self.lot_engine.on_frame(node.node_id, spot, v.msg_type, f, rx.received_ms, w)
 
     def _apply_state(self, v: Accepted, state_code: int, prev_duration_s: int, w: CycleWrite,
                      changes: list[dict[str, Any]], always_record: bool) -> bool:
@@ -193,6 +230,28 @@ class CycleEngine:
             changes.append({"type": "spot", "spot": node.spot, "state": spot.state, "at_ms": rx.received_ms})
         return changed
 
+    def _check_disk(self, now_ms: int, w: CycleWrite) -> None:
+        """Every disk.check_s: relieve pressure, and raise or clear the disk_pressure alert."""
+        now = time.monotonic()
+        if now < self._disk_due:
+            return
+        self._disk_due = now + self.cfg.disk.check_s
+        try:
+            reason = self.disk.check(now_ms)
+        except Exception as err:  # noqa: BLE001 - a failing check is itself a disk problem
+            reason = f"disk check failed: {err}"
+        alert_id = "disk_pressure:00000000"
+        if reason:
+            self.degraded["disk"] = reason
+            self._raise_alert(w, "disk_pressure", 0, None, now_ms, reason)
+        else:
+            self.degraded.pop("disk", None)
+            row = self.alerts.get(alert_id)
+            if row and not row["cleared_ms"]:
+                row = dict(row, cleared_ms=now_ms, last_seen_ms=now_ms)
+                self.alerts[alert_id] = w.alerts[alert_id] = row
+                w.outbox.append((*records.alert(self.cfg.lot.id, row), now_ms))
+
     def _maybe_summarise(self, now_ms: int, w: CycleWrite) -> None:
         cloud = self.cfg.cloud
         period_ms = int((cloud.summary_period_s if cloud else 60) * 1000)
@@ -203,11 +262,14 @@ class CycleEngine:
             return
         start = self._summary_due_ms - period_ms
         arrivals = [t for t in self._arrival_times if start <= t < self._summary_due_ms]
-        mean_ia = (arrivals[-1] - arrivals[0]) / 1000 / (len(arrivals) - 1) if len(arrivals) >= 2 else float("nan")
+        lam = mean_inter_arrival(arrivals)  # §1; None (sent as NaN) with fewer than two arrivals
+        mean_ia = lam / 1000 if lam is not None else float("nan")
         s = self.state
         w.outbox.append((*records.lot_summary(
             self.cfg.lot.id, start, period_ms // 1000, s.capacity, s.occupied, s.free,
-            s.arrivals - self._last_arrivals, s.departures - self._last_departures, mean_ia), now_ms))
+            s.arrivals - self._last_arrivals, s.departures - self._last_departures, mean_ia,
+            price_per_hour=self.lot_engine.price_per_hour(now_ms),
+            unhealthy_sensors=self.lot_engine.unhealthy_count), now_ms))
         self._last_arrivals, self._last_departures = s.arrivals, s.departures
         self._arrival_times = [t for t in self._arrival_times if t >= self._summary_due_ms]
         self._summary_due_ms = (now_ms // period_ms + 1) * period_ms

@@ -16,13 +16,17 @@ from typing import Any
 from aiohttp import web
 
 from fog import api
+from fog.admission import Reception
 from fog.config import ConfigError, FogConfig, load_fog_config
 from fog.cycle import CycleEngine
+from fog.ingest.mqtt import MqttBrokerLink
 from fog.ingest.serial_gateway import SerialGateway
+from fog.ingest.spi_lora import SpiLoRaRadio
 from fog.metrics import FogMetrics
 from fog.sdnotify import SystemdNotifier
 from fog.store import FogStore
 from fog.sync import CloudSync
+from proto import serial_link as sl
 
 log = logging.getLogger("fogpark.fog")
 
@@ -32,12 +36,23 @@ class FogDaemon:
         self.cfg = cfg
         self.started_monotonic = time.monotonic()
         self.metrics = FogMetrics()
-        self.store = FogStore(cfg.data_dir / f"{cfg.fog_id}.db")
+        self.store = FogStore(cfg.data_dir / f"{cfg.fog_id}.db", synchronous=cfg.durability)
         self.engine = CycleEngine(cfg, self.store, self.metrics)
         self.bad_requests: dict[int, int] = {}
         self.link_errors: dict[str, int] = {}
         self.gateways = [SerialGateway(s, self.engine.submit, self._link_error) for s in cfg.serial]
+        # Other ingest backends: each has name, connected, last_error, start/stop/alive, stats().
+        self.backends: list[MqttBrokerLink | SpiLoRaRadio] = []
+        if cfg.mqtt:
+            self.mqtt = MqttBrokerLink(cfg.mqtt, cfg.lot, self.engine.submit, lambda: self.engine.state,
+                                       self._link_error)
+            self.engine.on_commit.append(self.mqtt.publish_changes)
+            self.backends.append(self.mqtt)
+        if cfg.spi:  # pyLoRa (and RPi.GPIO, spidev) are imported by the radio's thread, only when configured
+            self.backends.append(SpiLoRaRadio(cfg.spi, self.engine.submit, self._link_error))
         self.sync = CloudSync(cfg.fog_id, cfg.cloud, self.store, self.metrics) if cfg.cloud else None
+        self.engine.send_downlink = self._send_downlink
+        self.downlinks_sent = 0
         self.stop_event = asyncio.Event()
         self.api_port: int | None = None
         self.notifier = SystemdNotifier()
@@ -48,6 +63,13 @@ class FogDaemon:
         # Called from a serial thread: a dict update and a counter are thread-safe enough here.
         self.link_errors[reason] = self.link_errors.get(reason, 0) + 1
         self.metrics.link_errors.labels(gateway, reason).inc()
+
+    def _send_downlink(self, rx: Reception, radio_frame: bytes) -> None:
+        """Through the serial gateway that heard the uplink, on its channel."""
+        for g in self.gateways:
+            if g.cfg.gateway == rx.gateway and g.write(sl.encode_tx(radio_frame, rx.sf, rx.freq_hz)):
+                self.downlinks_sent += 1
+                return
 
     def count_bad_request(self, status: int) -> None:
         self.bad_requests[status] = self.bad_requests.get(status, 0) + 1
@@ -66,6 +88,7 @@ class FogDaemon:
             "acked_seq": self.store.acked_seq(),
             "gateways": {g.cfg.gateway: {"connected": g.connected, "packets": g.packets, "reopens": g.reopens,
                                          "last_error": g.last_error} for g in self.gateways},
+            "ingest": {b.name: b.stats() for b in self.backends},
         }
 
     def health(self) -> dict[str, Any]:
@@ -74,6 +97,9 @@ class FogDaemon:
         for g in self.gateways:
             if not g.connected:
                 problems[f"gateway:{g.cfg.gateway}"] = g.last_error or "not connected"
+        for b in self.backends:
+            if not b.connected:
+                problems[f"ingest:{b.name}"] = b.last_error or "not connected"
         if self.sync and not self.sync.connected:
             problems["cloud"] = self.sync.last_error or "not connected yet"
         return {"status": "degraded" if problems else "ok", "problems": problems,
@@ -100,7 +126,7 @@ class FogDaemon:
         the store commits, and every ingest thread is alive."""
         advancing = self.engine.cycles > self._last_cycles
         self._last_cycles = self.engine.cycles
-        threads_alive = all(g.alive() for g in self.gateways)
+        threads_alive = all(g.alive() for g in self.gateways) and all(b.alive() for b in self.backends)
         return advancing and "store" not in self.engine.degraded and threads_alive
 
     async def _watchdog(self) -> None:
@@ -134,6 +160,8 @@ class FogDaemon:
         runner = await self.start_api()
         for g in self.gateways:
             g.start()
+        for b in self.backends:
+            b.start()
         tasks = [asyncio.create_task(self.engine.run(self.stop_event), name="cycle")]
         if self.sync:
             tasks.append(asyncio.create_task(self.sync.run(self.stop_event), name="sync"))
@@ -149,6 +177,8 @@ class FogDaemon:
             self.stop_event.set()
             for g in self.gateways:
                 await asyncio.to_thread(g.stop)
+            for b in self.backends:
+                await asyncio.to_thread(b.stop)
             await asyncio.gather(*tasks, return_exceptions=True)
             self.engine.run_once()  # commit whatever the gateways delivered last
             await runner.cleanup()

@@ -7,10 +7,11 @@ is O(1), not a scan of the lot.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from fog.config import LotConfig
+from fog.store import SPOT_COLUMNS
 from proto import frame as fr
 
 
@@ -30,9 +31,8 @@ class SpotState:
     snr_db: float | None = None
 
     def row(self) -> dict[str, Any]:
-        d = asdict(self)
-        del d["zone"], d["kind"]
-        return d
+        """The stored columns (a plain dict: asdict's deep copies cost a lot per frame)."""
+        return {c: getattr(self, c) for c in SPOT_COLUMNS}
 
 
 class LotState:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fog.engine.lot_stats import concentration_index
 from proto import parking_pb2 as pb
 
 KINDS = ("summary", "spot_event", "alert", "reservation", "node_health")
@@ -31,11 +32,13 @@ def node_health(lot_id: str, node_id: int, spot: str, at_ms: int, fields: dict[s
 
 
 def lot_summary(lot_id: str, window_start_ms: int, window_s: int, capacity: int, occupied: int, free: int,
-                arrivals: int, departures: int, mean_interarrival_s: float) -> tuple[str, bytes]:
+                arrivals: int, departures: int, mean_interarrival_s: float, price_per_hour: float = 0.0,
+                unhealthy_sensors: int = 0) -> tuple[str, bytes]:
     msg = pb.LotSummary(lot_id=lot_id, window_start_ms=window_start_ms, window_s=window_s, capacity=capacity,
                         occupied=occupied, free=free, arrivals=arrivals, departures=departures,
-                        concentration=occupied / capacity if capacity else 0.0,
-                        mean_interarrival_s=mean_interarrival_s)
+                        concentration=concentration_index(occupied, capacity) if capacity else 0.0,
+                        mean_interarrival_s=mean_interarrival_s, price_per_hour=price_per_hour,
+                        unhealthy_sensors=unhealthy_sensors)
     return "summary", msg.SerializeToString()
 
 

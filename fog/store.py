@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlite_utils
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def _migrate_1(db: sqlite_utils.Database) -> None:
@@ -54,7 +54,56 @@ def _migrate_1(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migrate_1]
+def _migrate_2(db: sqlite_utils.Database) -> None:
+    """The lot engine (fog/lot_engine.py): bookings, auction bids, §1 history, models, engine state."""
+    db.execute(
+        """CREATE TABLE reservations (
+            reservation_id TEXT PRIMARY KEY, kind TEXT NOT NULL, plan TEXT NOT NULL, status TEXT NOT NULL,
+            spot_id TEXT, zone TEXT, client TEXT NOT NULL DEFAULT '', card_uid TEXT NOT NULL DEFAULT '',
+            plate TEXT NOT NULL DEFAULT '', entrance TEXT, start_ms INTEGER NOT NULL, end_ms INTEGER NOT NULL,
+            hours INTEGER NOT NULL, price_per_hour REAL NOT NULL, price_total REAL NOT NULL,
+            late_charge REAL NOT NULL DEFAULT 0, extension_hours INTEGER NOT NULL DEFAULT 0,
+            extension_charge REAL NOT NULL DEFAULT 0, final_charge REAL, occupancy_at_booking REAL,
+            probability REAL, created_ms INTEGER NOT NULL, updated_ms INTEGER NOT NULL,
+            checked_in_ms INTEGER, departed_ms INTEGER, detail TEXT NOT NULL DEFAULT '')"""
+    )
+    db.execute("CREATE INDEX reservations_status ON reservations(status)")
+    db.execute(
+        """CREATE TABLE auction_bids (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, client_id TEXT NOT NULL, amount REAL NOT NULL,
+            at_ms INTEGER NOT NULL)"""
+    )
+    db.execute(
+        """CREATE TABLE lot_stats (
+            window_end_ms INTEGER PRIMARY KEY, window_s INTEGER NOT NULL, capacity INTEGER NOT NULL,
+            occupied INTEGER NOT NULL, concentration REAL NOT NULL, arrivals INTEGER NOT NULL,
+            mean_interarrival_s REAL, price_per_hour REAL, unreserved_free INTEGER)"""
+    )
+    db.execute(
+        """CREATE TABLE markov_models (
+            season_key TEXT PRIMARY KEY, matrix TEXT NOT NULL, trained_ms INTEGER NOT NULL,
+            brier REAL, brier_persistence REAL, received_ms INTEGER NOT NULL)"""
+    )
+    db.execute("CREATE TABLE engine_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+
+
+EVENT_COLUMNS = ("at_ms", "kind", "spot_id", "node_id", "fcnt", "state", "prev_duration_s", "rssi_dbm",
+                 "snr_db", "gateway", "detail")
+SPOT_COLUMNS = ("spot_id", "state", "since_ms", "node_id", "last_seen_ms", "battery_mv", "temp_c", "tamper",
+                "rssi_dbm", "snr_db")
+_EVENT_INSERT = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
+_SPOT_UPSERT = (
+    f"INSERT INTO spots ({', '.join(SPOT_COLUMNS)}) VALUES ({', '.join('?' * len(SPOT_COLUMNS))}) "
+    "ON CONFLICT(spot_id) DO UPDATE SET " + ", ".join(f"{c}=excluded.{c}" for c in SPOT_COLUMNS[1:])
+)
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migrate_1, _migrate_2]
+_RESERVATION_COLUMNS = (
+    "reservation_id", "kind", "plan", "status", "spot_id", "zone", "client", "card_uid", "plate", "entrance",
+    "start_ms", "end_ms", "hours", "price_per_hour", "price_total", "late_charge", "extension_hours",
+    "extension_charge", "final_charge", "occupancy_at_booking", "probability", "created_ms", "updated_ms",
+    "checked_in_ms", "departed_ms", "detail",
+)
 
 
 @dataclass
@@ -67,9 +116,16 @@ class CycleWrite:
     outbox: list[tuple[str, bytes, int]] = field(default_factory=list)
     refusals: dict[str, int] = field(default_factory=dict)
     alerts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The lot engine's (fog/lot_engine.py): rows keyed by id, upserted; bids and stats appended.
+    reservations: dict[str, dict[str, Any]] = field(default_factory=dict)
+    bids: list[tuple[str, float, int]] = field(default_factory=list)
+    lot_stats: list[dict[str, Any]] = field(default_factory=list)
+    models: dict[str, tuple[str, int, float, float, int]] = field(default_factory=dict)
+    engine_state: dict[str, str] = field(default_factory=dict)
 
     def empty(self) -> bool:
-        return not (self.counters or self.events or self.spots or self.outbox or self.refusals or self.alerts)
+        return not (self.counters or self.events or self.spots or self.outbox or self.refusals or self.alerts
+                    or self.reservations or self.bids or self.lot_stats or self.models or self.engine_state)
 
 
 class FogStore:
@@ -128,6 +184,41 @@ class FogStore:
     def load_alerts(self) -> dict[str, dict[str, Any]]:
         return {r["alert_id"]: r for r in self.db["alerts"].rows}
 
+    def _dicts(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        cur = self.db.execute(sql, params)
+        cols = [d[0] for d in cur.description]
+        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+    def load_reservations(self, statuses: tuple[str, ...]) -> list[dict[str, Any]]:
+        """Reservations in one of ``statuses`` (the live ones, at start)."""
+        marks = ",".join("?" * len(statuses))
+        return self._dicts(f"SELECT * FROM reservations WHERE status IN ({marks}) ORDER BY created_ms", statuses)
+
+    def reservation(self, reservation_id: str) -> dict[str, Any] | None:
+        rows = self._dicts("SELECT * FROM reservations WHERE reservation_id = ?", [reservation_id])
+        return rows[0] if rows else None
+
+    def reservations_page(self, status: str | None, limit: int) -> list[dict[str, Any]]:
+        if status:
+            return self._dicts("SELECT * FROM reservations WHERE status = ? ORDER BY updated_ms DESC LIMIT ?",
+                               [status, limit])
+        return self._dicts("SELECT * FROM reservations ORDER BY updated_ms DESC LIMIT ?", [limit])
+
+    def load_bids(self) -> list[tuple[str, float, int]]:
+        return [(r[0], r[1], r[2]) for r in
+                self.db.execute("SELECT client_id, amount, at_ms FROM auction_bids ORDER BY id")]
+
+    def load_models(self) -> list[dict[str, Any]]:
+        return self._dicts("SELECT * FROM markov_models")
+
+    def load_engine_state(self) -> dict[str, str]:
+        return {r[0]: r[1] for r in self.db.execute("SELECT key, value FROM engine_state")}
+
+    def lot_stats_page(self, since_ms: int, limit: int) -> list[dict[str, Any]]:
+        """§1 history, newest first."""
+        return self._dicts("SELECT * FROM lot_stats WHERE window_end_ms >= ? ORDER BY window_end_ms DESC LIMIT ?",
+                           [since_ms, limit])
+
     # --- the one write path ----------------------------------------------------
 
     def commit_cycle(self, w: CycleWrite) -> None:
@@ -142,10 +233,12 @@ class FogStore:
                     "last_fcnt=excluded.last_fcnt, last_raw=excluded.last_raw, last_at_ms=excluded.last_at_ms",
                     [(n, c[0], c[1], c[2]) for n, c in w.counters.items()],
                 )
+            # Plain executemany over fixed columns: the hot path of ingest (sqlite-utils' insert_all
+            # and upsert re-read the schema on every call, several statements per frame).
             if w.events:
-                self.db.table("events").insert_all(w.events)
-            for spot in w.spots.values():
-                self.db.table("spots").upsert(spot, pk="spot_id")
+                conn.executemany(_EVENT_INSERT, [tuple(e.get(c) for c in EVENT_COLUMNS) for e in w.events])
+            if w.spots:
+                conn.executemany(_SPOT_UPSERT, [tuple(s.get(c) for c in SPOT_COLUMNS) for s in w.spots.values()])
             if w.outbox:
                 conn.executemany("INSERT INTO outbox (kind, body, created_ms) VALUES (?,?,?)", w.outbox)
             if w.refusals:
@@ -155,6 +248,28 @@ class FogStore:
                 )
             for alert in w.alerts.values():
                 self.db.table("alerts").upsert(alert, pk="alert_id")
+            self._commit_engine(conn, w)
+
+    def _commit_engine(self, conn: sqlite3.Connection, w: CycleWrite) -> None:
+        """The lot engine's part of a cycle (inside commit_cycle's transaction)."""
+        if w.reservations:
+            cols = ",".join(_RESERVATION_COLUMNS)
+            marks = ",".join("?" * len(_RESERVATION_COLUMNS))
+            conn.executemany(f"INSERT OR REPLACE INTO reservations ({cols}) VALUES ({marks})",
+                             [tuple(r.get(c) for c in _RESERVATION_COLUMNS) for r in w.reservations.values()])
+        if w.bids:
+            conn.executemany("INSERT INTO auction_bids (client_id, amount, at_ms) VALUES (?,?,?)", w.bids)
+        if w.lot_stats:
+            conn.executemany(
+                "INSERT OR REPLACE INTO lot_stats VALUES (:window_end_ms, :window_s, :capacity, :occupied, "
+                ":concentration, :arrivals, :mean_interarrival_s, :price_per_hour, :unreserved_free)",
+                w.lot_stats,
+            )
+        if w.models:
+            conn.executemany("INSERT OR REPLACE INTO markov_models VALUES (?,?,?,?,?,?)",
+                             [(k, *v) for k, v in w.models.items()])
+        if w.engine_state:
+            conn.executemany("INSERT OR REPLACE INTO engine_state VALUES (?,?)", list(w.engine_state.items()))
 
     # --- outbox / sync -------------------------------------------------------------
 
@@ -195,6 +310,54 @@ class FogStore:
         )
         cols = [d[0] for d in rows.description]
         return [dict(zip(cols, r, strict=True)) for r in rows.fetchall()]
+
+    # --- disk ---------------------------------------------------------------------------
+
+    def set_quota(self, max_bytes: int) -> None:
+        """Cap the store's size (SQLITE_FULL beyond it), as a small filesystem would."""
+        page = int(self.db.execute("PRAGMA page_size").fetchone()[0])
+        self.db.execute(f"PRAGMA max_page_count={max(1, max_bytes // page)}")
+
+    def db_bytes(self) -> int:
+        """Pages in use (free pages are reused before the file grows)."""
+        page = int(self.db.execute("PRAGMA page_size").fetchone()[0])
+        used = int(self.db.execute("PRAGMA page_count").fetchone()[0])
+        free = int(self.db.execute("PRAGMA freelist_count").fetchone()[0])
+        return (used - free) * page
+
+    def compact_events(self, before_ms: int, chunk: int = 5000) -> int:
+        """Fold events older than ``before_ms`` into per-spot daily summaries; returns events removed.
+
+        Small chunks: each transaction needs little room, which is what a nearly full disk has.
+        """
+        self.db.execute(
+            """CREATE TABLE IF NOT EXISTS spot_daily (
+                spot_id TEXT NOT NULL, day TEXT NOT NULL, frames INTEGER NOT NULL,
+                arrivals INTEGER NOT NULL, departures INTEGER NOT NULL, occupied_s INTEGER NOT NULL,
+                PRIMARY KEY (spot_id, day))"""
+        )
+        removed = 0
+        while True:
+            with self._transaction():
+                top = self.db.execute(
+                    "SELECT MAX(id) FROM (SELECT id FROM events WHERE at_ms < ? ORDER BY id LIMIT ?)",
+                    [before_ms, chunk],
+                ).fetchone()[0]
+                if top is None:
+                    return removed
+                self.db.execute(
+                    """INSERT INTO spot_daily (spot_id, day, frames, arrivals, departures, occupied_s)
+                       SELECT COALESCE(spot_id, ''), date(at_ms / 1000, 'unixepoch'), COUNT(*),
+                              SUM(state = 'occupied'), SUM(state = 'empty'),
+                              SUM(CASE WHEN state = 'empty' THEN COALESCE(prev_duration_s, 0) ELSE 0 END)
+                       FROM events WHERE id <= ? AND at_ms < ? GROUP BY 1, 2
+                       ON CONFLICT (spot_id, day) DO UPDATE SET frames = frames + excluded.frames,
+                         arrivals = arrivals + excluded.arrivals, departures = departures + excluded.departures,
+                         occupied_s = occupied_s + excluded.occupied_s""",
+                    [top, before_ms],
+                )
+                cur = self.db.execute("DELETE FROM events WHERE id <= ? AND at_ms < ?", [top, before_ms])
+                removed += cur.rowcount
 
     def count(self, table: str) -> int:
         return int(self.db.execute(f"SELECT COUNT(*) FROM [{table}]").fetchone()[0])

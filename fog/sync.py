@@ -28,13 +28,14 @@ log = logging.getLogger("fogpark.fog.sync")
 
 class CloudSync:
     def __init__(self, fog_id: str, cfg: CloudTarget, store: FogStore, metrics: FogMetrics,
-                 backoff_base_s: float = 0.2, backoff_max_s: float = 30.0) -> None:
+                 backoff_base_s: float = 0.2, backoff_max_s: float = 30.0, keepalive_s: float = 2.0) -> None:
         self.fog_id = fog_id
         self.cfg = cfg
         self.store = store
         self.metrics = metrics
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
+        self.keepalive_s = keepalive_s
         self.connected = False
         self.last_error = ""
         self.target_index = 0
@@ -81,16 +82,22 @@ class CloudSync:
             log.info("cloud sync connected; cloud holds up to seq %d", cursor.acked_seq)
         self.connected = True
         self.last_error = ""
+        idle_since = time.monotonic()
         while not stop.is_set():
             self.update_lag_metrics()
             rows = self.store.outbox_after(self.store.acked_seq(), self.cfg.batch_max)
             if not rows:
+                if time.monotonic() - idle_since >= self.keepalive_s:
+                    # Nothing to send: ask for the cursor anyway, so a dead cloud shows on /healthz.
+                    await stub.GetCursor(pb.CursorRequest(fog_id=self.fog_id), metadata=self._metadata, timeout=5)
+                    idle_since = time.monotonic()
                 self.wakeup.clear()
                 try:
                     await asyncio.wait_for(self.wakeup.wait(), timeout=0.5)
                 except TimeoutError:
                     pass
                 continue
+            idle_since = time.monotonic()
             batch = pb.Batch(fog_id=self.fog_id, first_seq=rows[0][0], last_seq=rows[-1][0],
                              records=[to_record(seq, kind, body) for seq, kind, body in rows])
             ack = await stub.PushBatch(batch, metadata=self._metadata, timeout=15)

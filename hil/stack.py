@@ -64,6 +64,10 @@ class Stack:
     channel: RadioChannel | None = None
     pumps: list[asyncio.Task[None]] = field(default_factory=list)
     node_settings: dict[str, Any] = field(default_factory=dict)  # extra node.json keys for every node
+    downlinks: int = 0
+    fog_wrapper: list[str] = field(default_factory=list)  # argv prefix for the fog, e.g. ["faketime", ...]
+    fog_env: dict[str, str] = field(default_factory=dict)  # extra environment for the fog only
+    hardware: dict[str, str] = field(default_factory=dict)  # spot -> serial port of a real board (hil/BENCH.md)
 
     def __post_init__(self) -> None:
         self.workdir = Path(self.workdir)
@@ -85,10 +89,11 @@ class Stack:
 
     # --- processes ------------------------------------------------------------
 
-    def _spawn(self, name: str, argv: list[str]) -> None:
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         log = (self.workdir / f"{name}.log").open("ab")
         self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            start_new_session=True, cwd=self.workdir)
+                                            start_new_session=True, cwd=self.workdir,
+                                            env={**os.environ, **env} if env else None)
 
     def check_ports(self) -> None:
         for name, port in vars(self.ports).items():
@@ -103,10 +108,10 @@ class Stack:
 
     def start_fog(self) -> None:
         assert self.gateway is not None
-        self._spawn("fog", [str(BIN / "fogpark-fog"), "run", "--config", str(self.fog_config),
+        self._spawn("fog", [*self.fog_wrapper, str(BIN / "fogpark-fog"), "run", "--config", str(self.fog_config),
                             "--data-dir", str(self.workdir / "fog"), "--api", f"127.0.0.1:{self.ports.fog_api}",
                             "--serial", str(self.gateway.port_path),
-                            "--cloud", f"127.0.0.1:{self.ports.cloud_grpc}"])
+                            "--cloud", f"127.0.0.1:{self.ports.cloud_grpc}"], self.fog_env)
 
     def kill(self, name: str, sig: int = signal.SIGKILL, grace_s: float = 10.0) -> int | None:
         """Signal a tier's process group; escalate to SIGKILL after the grace. Returns its exit code."""
@@ -166,10 +171,36 @@ class Stack:
         for spot in spots if spots is not None else list(by_spot):
             await asyncio.sleep(random.uniform(0.0, 0.1))  # installers do not power every bay in one instant
             entry = by_spot[spot]
-            node = EmulatedNode({**node_json(entry), **self.node_settings}, self.workdir / "nodes" / spot)
+            settings = {**node_json(entry), **self.node_settings}
+            if spot in self.hardware:
+                from hil.hardware import HardwareNode
+
+                node: EmulatedNode = HardwareNode(self.hardware[spot], settings, self.workdir / "nodes" / spot)
+            else:
+                node = EmulatedNode(settings, self.workdir / "nodes" / spot)
             node.start()
             self.nodes[spot] = node
             self.pumps.append(asyncio.create_task(self._pump(spot, node), name=f"pump-{spot}"))
+
+    async def _downlink_pump(self) -> None:
+        """Carry the fog's downlinks (ACKs) from the gateway to the node they address.
+
+        Decision: downlinks are not put through the collision model; the gateway
+        transmits in the node's receive window, when the node's own uplink is over.
+        """
+        spot_of = {n.node_id: n.spot for n in self.cfg.nodes.values()}
+        while True:
+            await asyncio.sleep(0.005)
+            if self.gateway is None:
+                continue
+            for pkt in self.gateway.read_tx():
+                radio = pkt["frame"]
+                if len(radio) < 5:
+                    continue
+                node = self.nodes.get(spot_of.get(int.from_bytes(radio[1:5], "little"), ""))
+                if node is not None and node.running:
+                    node.inject_downlink(radio, freq_hz=pkt["freq_hz"], sf=pkt["sf"])
+                    self.downlinks += 1
 
     async def _pump(self, spot: str, node: EmulatedNode) -> None:
         """Carry a node's transmissions through the channel to the gateway."""
@@ -191,6 +222,7 @@ class Stack:
         await self.wait_http(f"{self.cloud_url}/healthz")
         self.start_fog()
         await self.wait_http(f"{self.fog_url}/healthz")
+        self.pumps.append(asyncio.create_task(self._downlink_pump(), name="downlinks"))
         await self.start_nodes(spots)
 
     async def stop(self) -> None:

@@ -29,10 +29,25 @@ try:  # MicroPython
         return cryptolib.aes(key, 1).encrypt
 
 except ImportError:  # CPython
+    import threading  # type: ignore[import-not-found,unused-ignore]  # CPython only
+
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+    _aes_cache = threading.local()  # per thread: an encryptor context is not thread-safe
+
     def _aes_encryptor(key: bytes) -> "Callable[[bytes], bytes]":
-        return Cipher(algorithms.AES(bytes(key)), modes.ECB()).encryptor().update
+        """ECB encryptors cached per key: building the AES key schedule is most of a MIC check
+        on the fog (ECB keeps no state between whole blocks, so reuse is exact)."""
+        cache = getattr(_aes_cache, "by_key", None)
+        if cache is None:
+            cache = _aes_cache.by_key = {}
+        key = bytes(key)
+        enc = cache.get(key)
+        if enc is None:
+            if len(cache) >= 4096:
+                cache.clear()
+            enc = cache[key] = Cipher(algorithms.AES(key), modes.ECB()).encryptor().update
+        return enc
 
 
 VERSION = 1

@@ -22,6 +22,25 @@ from proto import serial_link as sl
 log = logging.getLogger("fogpark.fog.serial")
 
 
+class KeepInputSerial(serial.Serial):
+    """pyserial flushes the input buffer when it opens a port. A fog restarting (or
+    reopening after a glitch) would throw away frames the gateway delivered meanwhile;
+    each is authenticated and counter-checked anyway, so keep them."""
+
+    _opening = False
+
+    def open(self) -> None:
+        self._opening = True
+        try:
+            super().open()
+        finally:
+            self._opening = False
+
+    def _reset_input_buffer(self) -> None:
+        if not self._opening:
+            super()._reset_input_buffer()  # type: ignore[misc]
+
+
 class SerialGateway:
     """Reads RX packets from one port and hands each radio frame to ``submit``."""
 
@@ -75,7 +94,7 @@ class SerialGateway:
         delay = 0.1
         while not self._stop.is_set():
             try:
-                self._port = serial.Serial(self.cfg.port, self.cfg.baud, timeout=0.2)
+                self._port = KeepInputSerial(self.cfg.port, self.cfg.baud, timeout=0.2)
             except (serial.SerialException, OSError) as err:
                 self._note_down(f"cannot open {self.cfg.port}: {err}")
                 self._stop.wait(delay * (0.5 + random.random()))  # jitter: gateways do not retry in step
@@ -119,4 +138,4 @@ class SerialGateway:
                 self.packets += 1
                 if item["kind"] == sl.RX:
                     self.submit(Reception(item["frame"], self.cfg.gateway, item["gateway_id"], item["rssi_dbm"],
-                                          item["snr_db"], now_ms))
+                                          item["snr_db"], now_ms, item["sf"], item["freq_hz"]))

@@ -112,3 +112,33 @@ async def test_bad_query_is_400(fog) -> None:  # type: ignore[no-untyped-def]
     assert status == 400 and body["where"] == "query.limit"
     _, stats = await fog.get("/v1/stats")
     assert stats["bad_requests"]["400"] == 1
+
+
+async def test_confirmed_uplink_gets_an_ack_after_commit_and_a_replay_gets_none(fog) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from fog.downlink import EPOCH_2020
+
+    key = _key(fog, NODE_A01)
+    payload = fr.occupancy_payload(fr.OCCUPIED, fr.FLAG_ACK_REQUESTED, 30, 40, 25)
+    uplink = fr.encode_frame(fr.OCCUPANCY, NODE_A01, 9, payload, key)
+    fog.gateway.send_rx(uplink)
+
+    async def acks():  # type: ignore[no-untyped-def]
+        return fog.gateway.read_tx()
+
+    (pkt,) = await fog.wait_for(acks)
+    assert fog.daemon.store.count("events") == 1  # the ACK came after the frame was committed
+    down = fr.parse_frame(pkt["frame"])
+    assert down.msg_type == fr.ACK and down.node_id == NODE_A01
+    assert down.fields()["acked_fcnt16"] == 9
+    now = int(time.time()) - EPOCH_2020
+    assert any(down.verify(key, c) for c in range(now - 5, now + 5))  # downlink MIC, dir=1
+    fog.gateway.send_rx(uplink)  # the same frame again, later: a replay or duplicate, never re-acked
+
+    async def counted():  # type: ignore[no-untyped-def]
+        dup = fog.daemon.metrics.frames_duplicate._value.get()
+        return dup >= 1 or fog.daemon.engine.refusals.get("replay")
+
+    await fog.wait_for(counted)
+    assert fog.gateway.read_tx() == []
