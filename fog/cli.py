@@ -15,7 +15,7 @@ from fog.logsetup import setup_logging
 DESCRIPTION = """FogPark fog daemon and tools for a lot's box.
 
 commands:
-  run     run the daemon: ingest (serial gateways), the 10 ms cycle, the SQLite
+  run     run the daemon: ingest (serial gateways, MQTT, SPI radio), the 10 ms cycle, the SQLite
           store, cloud sync and the local HTTP API, until SIGTERM/SIGINT
   check   validate a fog config (and the lot file and node registry it names)
           without starting anything; exit 0 when valid, 2 with the problem
