@@ -26,6 +26,7 @@ from fog.metrics import FogMetrics
 from fog.sdnotify import SystemdNotifier
 from fog.store import FogStore
 from fog.sync import CloudSync
+from proto import parking_pb2 as pb
 from proto import serial_link as sl
 
 log = logging.getLogger("fogpark.fog")
@@ -52,6 +53,8 @@ class FogDaemon:
             self.backends.append(SpiLoRaRadio(cfg.spi, self.engine.submit, self._link_error))
         self.sync = CloudSync(cfg.fog_id, cfg.cloud, self.store, self.metrics) if cfg.cloud else None
         self.engine.send_downlink = self._send_downlink
+        if self.sync:
+            self.sync.on_update = self.apply_cloud_update
         self.downlinks_sent = 0
         self.stop_event = asyncio.Event()
         self.api_port: int | None = None
@@ -70,6 +73,37 @@ class FogDaemon:
             if g.cfg.gateway == rx.gateway and g.write(sl.encode_tx(radio_frame, rx.sf, rx.freq_hz)):
                 self.downlinks_sent += 1
                 return
+
+    async def apply_cloud_update(self, update: pb.CloudUpdate) -> bool:
+        """Apply one update from the cloud's stream through the cycle (so it commits atomically).
+
+        Models and bookings go to the lot engine; a booking the fog refuses is still
+        "applied" (the refusal is reported back to the cloud). A whole lot or tariff
+        file is validated and staged beside the running config for the operator to
+        switch to: a lot's layout changes only with a restart (Decision).
+        """
+        kind = update.WhichOneof("body")
+        engine = self.engine.lot_engine
+        if kind == "model":
+            m = update.model
+            outcome = await engine.submit("model", {"season_key": m.season_key, "matrix": list(m.matrix),
+                                                    "trained_ms": m.trained_ms, "brier": m.brier,
+                                                    "brier_persistence": m.brier_persistence})
+            return outcome.status < 500
+        if kind == "booking":
+            b = update.booking
+            hours = max(1, -(-(b.end_ms - b.start_ms) // 3_600_000)) if b.end_ms > b.start_ms else 1
+            body = {"id": b.booking_id, "kind": "booking" if b.start_ms <= time.time() * 1000 + 60_000 else
+                    "reservation", "start_ms": b.start_ms, "hours": hours, "plate": b.plate,
+                    "card_uid": b.card_uid_hex}
+            outcome = await engine.submit("reserve", body)
+            return outcome.status < 500
+        if kind in ("lot_config_toml", "tariff_toml"):
+            staged = self.cfg.data_dir / f"cloud-{kind}-v{update.version}.toml"
+            staged.write_text(getattr(update, kind))
+            log.warning("cloud sent a new %s: staged at %s (apply it with a restart)", kind, staged)
+            return True
+        return True
 
     def count_bad_request(self, status: int) -> None:
         self.bad_requests[status] = self.bad_requests.get(status, 0) + 1

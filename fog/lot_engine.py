@@ -87,6 +87,7 @@ from fog.reservations import Reservation, ReservationBook, reservation_record
 from fog.store import CycleWrite, FogStore
 from fog.tariffs import TariffConfig, late_rule, money, parse_tariff, quote
 from proto import frame as fr
+from proto import parking_pb2 as pb
 
 log = logging.getLogger("fogpark.fog.engine")
 
@@ -510,7 +511,9 @@ class LotEngine:
         if req.kind == "select":
             return self._select(body, now_ms, w)
         if req.kind == "reserve":
-            return self._reserve(body, req.prepared, now_ms, w)
+            if not body.get("id"):
+                return self._reserve(body, req.prepared, now_ms, w)
+            return self._reserve_from_cloud(body, req.prepared, now_ms, w)
         if req.kind in ("cancel", "checkin", "extend"):
             r = self._live(body["id"])
             if req.kind == "cancel":
@@ -639,7 +642,8 @@ class LotEngine:
         self.book.move(r, spot_id)
         self._update(spot_id, owner=r.owner)
 
-    def _reserve(self, body: dict[str, Any], prepared: dict[str, Any], now_ms: int, w: CycleWrite) -> dict[str, Any]:
+    def _reserve(self, body: dict[str, Any], prepared: dict[str, Any], now_ms: int, w: CycleWrite,
+                 rid: str | None = None) -> dict[str, Any]:
         kind = body["kind"]
         if kind == "subscription":
             return self._subscribe(body, now_ms, w)
@@ -652,7 +656,7 @@ class LotEngine:
         if entrance not in self.entrances:
             raise EngineError(400, f"unknown entrance {entrance!r}", "body.entrance", "unknown_entrance")
         occupied = self.state.occupied
-        rid = f"{kind[0]}-{uuid.uuid4().hex[:12]}"
+        rid = rid or f"{kind[0]}-{uuid.uuid4().hex[:12]}"
         probability = None
         spot: str | None = None
         if kind == "booking":
@@ -693,6 +697,40 @@ class LotEngine:
         self._schedule(r, now_ms)
         self._save(r, now_ms, w)
         return r.public()
+
+    def _reserve_from_cloud(self, body: dict[str, Any], prepared: dict[str, Any], now_ms: int,
+                            w: CycleWrite) -> dict[str, Any]:
+        """A booking made online, forwarded by the cloud under its own id.
+
+        The fog stays the authority: it admits or refuses by the same rules as a
+        local request, and answers the cloud with a Reservation record under that
+        id either way. Applying the same update twice (a resumed stream) changes
+        nothing: a known id is answered as it stands.
+        """
+        rid = str(body["id"])
+        known = self.book.get(rid)
+        if known is not None:
+            return known.public()
+        row = self.store.db.execute("SELECT status FROM reservations WHERE reservation_id=?", [rid]).fetchone()
+        if row is not None:
+            return {"reservation": rid, "status": row[0]}
+        try:
+            result = self._reserve(body, prepared, now_ms, w, rid=rid)
+        except EngineError as err:
+            start = int(body.get("start_ms") or now_ms)
+            hours = int(body.get("hours") or 1)
+            msg = pb.Reservation(lot_id=self.lot.id, reservation_id=rid, status="refused", start_ms=start,
+                                 end_ms=start + hours * HOUR_MS, updated_ms=now_ms, source="fog",
+                                 plan=self.tariff.proto_plan)
+            w.outbox.append(("reservation", msg.SerializeToString(), now_ms))
+            w.reservations[rid] = {
+                "reservation_id": rid, "kind": str(body.get("kind") or "booking"), "plan": self.tariff.proto_plan,
+                "status": "refused", "client": "", "card_uid": "", "plate": "", "start_ms": start,
+                "end_ms": start + hours * HOUR_MS, "hours": hours, "price_per_hour": 0.0, "price_total": 0.0,
+                "late_charge": 0.0, "extension_hours": 0, "extension_charge": 0.0, "created_ms": now_ms,
+                "updated_ms": now_ms, "detail": f"cloud booking refused: {err.error}"}
+            raise
+        return result
 
     def _subscribe(self, body: dict[str, Any], now_ms: int, w: CycleWrite) -> dict[str, Any]:
         terms = self.tariff.auction

@@ -292,6 +292,17 @@ class FogStore:
         row = self.db.execute("SELECT value FROM sync_state WHERE key='acked_seq'").fetchone()
         return int(row[0]) if row else 0
 
+    def cloud_version(self) -> int:
+        """The last cloud update applied (the Subscribe resume point)."""
+        row = self.db.execute("SELECT value FROM sync_state WHERE key='cloud_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def set_cloud_version(self, version: int) -> None:
+        with self._transaction():
+            self.db.execute(
+                "INSERT INTO sync_state VALUES ('cloud_version', ?) ON CONFLICT(key) "
+                "DO UPDATE SET value=MAX(value, excluded.value)", [version])
+
     def set_acked(self, seq: int) -> None:
         """Record the cloud's cursor and drop what it holds (never moves back)."""
         with self._transaction():

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Awaitable, Callable
 
 import grpc
 
@@ -41,6 +42,9 @@ class CloudSync:
         self.target_index = 0
         self.batches_sent = 0
         self.wakeup = asyncio.Event()
+        # Applies one CloudUpdate; True once its effect is committed (then the version is recorded).
+        self.on_update: Callable[[pb.CloudUpdate], Awaitable[bool]] | None = None
+        self.updates_applied = 0
         self._metadata = (("authorization", f"Bearer {cfg.token}"), ("x-fogpark-fog", fog_id))
 
     def _channel(self, target: str) -> grpc.aio.Channel:
@@ -76,6 +80,34 @@ class CloudSync:
         self.connected = False
 
     async def _session(self, stub: pb_grpc.FogSyncStub, stop: asyncio.Event) -> None:
+        updates = asyncio.create_task(self._updates(stub)) if self.on_update else None
+        try:
+            await self._push(stub, stop)
+        finally:
+            if updates:
+                updates.cancel()
+                await asyncio.gather(updates, return_exceptions=True)
+
+    async def _updates(self, stub: pb_grpc.FogSyncStub) -> None:
+        """The cloud's stream of configs, models and bookings, resumed after the last applied version."""
+        assert self.on_update is not None
+        while True:
+            try:
+                call = stub.Subscribe(pb.SubscribeRequest(fog_id=self.fog_id, after_version=self.store.cloud_version()),
+                                      metadata=self._metadata)
+                async for update in call:
+                    if await self.on_update(update):
+                        self.store.set_cloud_version(update.version)
+                        self.updates_applied += 1
+                    else:
+                        log.warning("cloud update %d (%s) not applied; will retry on resume",
+                                    update.version, update.WhichOneof("body"))
+                        break
+            except grpc.aio.AioRpcError as err:
+                log.info("cloud update stream ended (%s); resuming", _describe(err))
+            await asyncio.sleep(1.0)
+
+    async def _push(self, stub: pb_grpc.FogSyncStub, stop: asyncio.Event) -> None:
         cursor = await stub.GetCursor(pb.CursorRequest(fog_id=self.fog_id), metadata=self._metadata, timeout=5)
         self.store.set_acked(cursor.acked_seq)
         if not self.connected:
