@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
-from fog import api_engine
+from fog import api_engine, node_registry
 
 if TYPE_CHECKING:
     from fog.daemon import FogDaemon
@@ -148,4 +148,5 @@ def make_app(daemon: FogDaemon) -> web.Application:
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     api_engine.add_routes(app, daemon)  # selection, availability, quotes, reservations, auction
+    node_registry.add_routes(app, daemon)  # register/retire sensor nodes (fogpark-node provision)
     return app

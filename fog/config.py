@@ -202,6 +202,7 @@ class FogConfig:
     # SQLite synchronous mode: FULL survives power loss at one fsync per committed cycle;
     # NORMAL (WAL) survives a crashed or killed process, and may lose the last commits on power loss.
     durability: str = "FULL"
+    nodes_file: Path | None = None  # the registry file, rewritten by the node API
     mqtt: MqttIngest | None = None
     spi: SpiIngest | None = None
 
@@ -687,6 +688,7 @@ def load_fog_config(path: Path | None = None) -> FogConfig:
         cloud=cloud,
         dedup_window_s=r.number(fog, "dedup_window_s", "fog", default=10, minimum=0, unit="s"),
         durability=r.choice(fog, "durability", "fog", ("FULL", "NORMAL"), default="FULL"),
+        nodes_file=(base / nodes_file) if nodes_file else None,
         source=path,
         disk=_disk_policy(r, r.table(data, "disk", "", required=False)),
         mqtt=_mqtt_ingest(r, ingest, base, r.string(fog, "id", "fog"), lot.id),
