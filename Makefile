@@ -4,10 +4,10 @@ VENV  ?= .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.fogpark-setup
 PROTO_OUT := proto/parking_pb2.py proto/parking_pb2_grpc.py
-EXTRAS ?= fog,cloud,hil,node,dev
+EXTRAS ?= fog,cloud,hil,node,sim,dev
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup proto demo test lint bench hil clean help
+.PHONY: setup proto demo test lint bench hil eval clean help
 
 help:
 	@echo "make demo   - run cloud + fog + emulated nodes on embedded defaults (Ctrl-C stops)"
@@ -16,6 +16,7 @@ help:
 	@echo "make proto  - regenerate gRPC/protobuf code from proto/parking.proto"
 	@echo "make lint   - ruff, mypy (CPython tiers) and mypy on device/firmware against MicroPython stubs"
 	@echo "make bench  - benchmarks that print numbers"
+	@echo "make eval   - FogPark vs the baselines in Eclipse SUMO (EVAL_ARGS=--quick for a short run)"
 
 setup: $(STAMP) $(PROTO_OUT)
 
@@ -44,11 +45,14 @@ test: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy proto/frame.py proto/serial_link.py proto/airtime.py fog cloud hil device/cli.py deploy/gen_tls.py
+	$(VENV)/bin/mypy proto/frame.py proto/serial_link.py proto/airtime.py fog cloud hil device/cli.py device/traces.py deploy/gen_tls.py
 	$(PY) -m device.lint_firmware
 
 bench: setup
 	@for b in bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+eval: setup
+	$(VENV)/bin/fogpark-fog evaluate --out var/eval $(EVAL_ARGS)
 
 hil: setup
 	$(VENV)/bin/fogpark-hil run --all

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from fog.cli_tools import TOOL_COMMANDS, TOOLS_HELP, add_tool_parsers, run_tool
 from fog.config import DEMO_FOG_CONFIG, ConfigError, SerialIngest, load_fog_config
+from fog.evaluation.cli import add_evaluate_parser
 from fog.logsetup import setup_logging
 
 DESCRIPTION = """FogPark fog daemon and tools for a lot's box.
@@ -19,7 +20,9 @@ commands:
           store, cloud sync and the local HTTP API, until SIGTERM/SIGINT
   check   validate a fog config (and the lot file and node registry it names)
           without starting anything; exit 0 when valid, 2 with the problem
-""" + TOOLS_HELP
+""" + TOOLS_HELP + """  evaluate  FogPark's selection, pricing and MCPR against the baselines in Eclipse SUMO
+          (needs the `sim` extra); --quick for a CI-sized run; writes a report
+"""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,6 +46,7 @@ def _parser() -> argparse.ArgumentParser:
                          description="Validate a fog config, its lot file and its node registry.")
     chk.add_argument("config", type=Path)
     add_tool_parsers(sub)
+    add_evaluate_parser(sub)  # imports neither SUMO nor matplotlib until it runs
     return p
 
 
@@ -50,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in TOOL_COMMANDS:
         return run_tool(args)
+    if args.command == "evaluate":
+        return int(args.func(args))
     if args.command == "check":
         try:
             cfg = load_fog_config(args.config)

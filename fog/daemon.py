@@ -73,6 +73,10 @@ class FogDaemon:
             if g.cfg.gateway == rx.gateway and g.write(sl.encode_tx(radio_frame, rx.sf, rx.freq_hz)):
                 self.downlinks_sent += 1
                 return
+        mqtt = getattr(self, "mqtt", None)
+        if mqtt is not None and rx.gateway == mqtt.name and len(radio_frame) >= 5:
+            if mqtt.send_downlink(int.from_bytes(radio_frame[1:5], "little"), radio_frame):
+                self.downlinks_sent += 1
 
     async def apply_cloud_update(self, update: pb.CloudUpdate) -> bool:
         """Apply one update from the cloud's stream through the cycle (so it commits atomically).

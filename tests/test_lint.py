@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 MYPY_TARGETS = ["proto/frame.py", "proto/serial_link.py", "proto/airtime.py", "fog", "cloud", "hil",
-                "device/cli.py", "deploy/gen_tls.py"]
+                "device/cli.py", "device/traces.py", "deploy/gen_tls.py"]
 
 
 def test_ruff_clean() -> None:

@@ -1,19 +1,37 @@
-"""The sensor node: sample -> detect -> radio, forever.
+"""The sensor node: sample -> detect -> link, forever (or once per wake in deep sleep).
 
 Every ``sample_ms``: read the magnetometer (and the ultrasonic ranger when
 the detector wants it, or every ``detect.range_every`` samples), feed the
 detector, and on a committed state change queue an OCCUPANCY frame carrying
-how long the previous state lasted. A HEARTBEAT goes out once the first
-state is known after boot, then every ``heartbeat_s``. ``uplink.py`` sends
-(airtime budget, frame counters, downlinks). Between samples the node
-sleeps (``machine.lightsleep`` or ``time.sleep_ms`` per board profile).
+how long the previous state lasted. Tamper conditions (``detect.py``)
+queue a DIAGNOSTIC when they start (code: range blind / range short /
+magnetometer saturated) and when they end (tamper cleared), and set
+FLAG_TAMPER in every frame meanwhile. With ``rfid`` the RC522 is polled
+while the bay is occupied; a card queues a CHECKIN with its UID. A
+HEARTBEAT goes out once the first state is known after a cold boot, then
+every ``heartbeat_s``. ``uplink.py`` sends (region rules, counters,
+confirmed uplinks, downlinks: CONFIG applied and acknowledged, COMMAND
+calibrate / reboot / self-test).
+
+Between samples the node sleeps: ``machine.lightsleep`` or
+``time.sleep_ms`` per board profile, or, with ``deep_sleep``,
+``machine.deepsleep``: each wake is then a boot that restores the node from
+``persist.py`` (RTC memory or flash), takes one sample, sends what is due,
+saves, puts the magnetometer in standby and sleeps again. The console says
+``sleep: awake <ms> ms`` at each wake (``fogpark-node battery --log``
+reads those lines). A hardware watchdog (``wdt_ms``) is fed every sample.
 With a bad node.json the node still samples and prints its state on the
 console, but never transmits.
 
+Calibration: at the first boot (no saved state), after a CALIBRATE command
+(downlink), and at boot when the file ``calibrate.req`` exists (written by
+``fogpark-node calibrate`` over the REPL); a heartbeat follows when it is
+done.
+
 The sampling path (``Node.step`` when nothing is sent) allocates nothing
 beyond small ints: preallocated buffers, integer units (0.1 uT, mm, us).
-Time is counted in whole seconds (``uptime_s``) from ticks_ms differences,
-so a car parked for weeks does not trip over the ticks wrap-around.
+Time is counted in whole seconds (``uptime_s``): from ticks_ms differences
+while awake, and from the port's clock across deep sleep.
 """
 
 import gc
@@ -28,15 +46,25 @@ from uplink import Uplink  # first: it compiles the biggest driver (sx127x) whil
 # isort: split
 import detect
 from drivers.hcsr04 import HCSR04
-from drivers.qmc5883l import QMC5883L, SATURATED
 
 from proto import frame
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any  # noqa: F401 - type comments
+
     from node_config import NodeConfig
 
-FW_VERSION = "0.1.0"
+FW_VERSION = "0.2.0"
+STATE_NAMES = ("empty", "occupied", "unknown")
+SATURATED = 0x02  # drivers' read_into() bit
+DEEPSLEEP_RESET = getattr(machine, "DEEPSLEEP_RESET", 4)
+TAMPER_DIAG = (
+    (detect.T_RANGE_BLIND, frame.DIAG_RANGE_BLIND),
+    (detect.T_RANGE_SHORT, frame.DIAG_RANGE_SHORT),
+    (detect.T_MAG_SATURATED, frame.DIAG_MAG_SATURATED),
+)
+CARD_REPEAT_S = 30  # the same card again within this is the same check-in
 
 
 def _rand8() -> int:
@@ -48,12 +76,20 @@ def _rand16() -> int:
     b = os.urandom(2)
     return b[0] | (b[1] << 8)
 
-STATE_NAMES = ("empty", "occupied", "unknown")
+
+def _exists(path: str) -> bool:
+    try:
+        os.stat(path)
+        return True
+    except OSError:
+        return False
 
 
 class Node:
     def __init__(self, cfg: "NodeConfig") -> None:
         self.cfg = cfg
+        self.up = Uplink(cfg)
+        self._load_remote_config()
         d = cfg.detect
         self.det = detect.Detector(
             d["arrive_ut"],
@@ -64,34 +100,62 @@ class Node:
             d["calib_samples"],
             d["rebaseline_samples"],
             False,
+            d["short_below_cm"],
+            self._tamper_samples(),
         )
         self.range_every = d["range_every"]
-        self.up = Uplink(cfg)
         self.up.on_command = self.command
+        self.up.on_config = self.config
+        self.up.on_config_pending = self.config_pending
         self.field = [0, 0, 0]
-        self.mag = None  # type: QMC5883L | None
+        self.mag = None  # type: Any
         self.ranger = None  # type: HCSR04 | None
+        self.rfid = None  # type: Any
         self.adc = None  # type: machine.ADC | None
         self.wdt = None  # type: machine.WDT | None
+        self.store = None  # type: Any
         self.battery_div = 2.0
         self.battery_vref = 3300
         self.sleep_mode = "sleep_ms"
         self.uptime_s = 0
         self._ms_acc = 0
-        self._last_ms = time.ticks_ms()
-        self.samples = 0
+        self._boot_ms = time.ticks_ms()
+        self._last_ms = self._boot_ms
+        self.cycles = 0
         self.since_range = 0
         self.last_range_mm = detect.RANGE_SKIPPED
         self.prev_state = detect.UNKNOWN
         self.state_since_s = 0
-        self.temp_c10 = 200
+        self.temp_c10 = frame.TEMP_UNKNOWN
         self.temp_offset_c10 = int(cfg.temp_offset_c * 10)
         self.battery_mv = 0
-        self.saturated = False
+        self.reported_tamper = 0
         self.boot_hb_done = False
         self.boot_hb_wait = -1
         self.next_hb_s = 0
+        self.card_uid = b""
+        self.card_seen = False
+        self.card_at_s = -CARD_REPEAT_S
+        self.calibrate_hb = False
         self.reset_cause = 0
+        self.cold = True
+
+    def _tamper_samples(self) -> int:
+        t = self.cfg.tamper_s
+        if t <= 0:
+            return 0
+        n = (t * 1000 + self.cfg.sample_ms - 1) // self.cfg.sample_ms
+        return n if n > 1 else 2
+
+    def _load_remote_config(self) -> None:
+        if not _exists("remote.cfg"):
+            return
+        import remote_config
+
+        payload = remote_config.load()
+        if payload and len(payload) >= 2 and remote_config.check(self.cfg, payload) == 0:
+            remote_config.apply(self.cfg, payload)
+            self.up.cfg_version = remote_config.version(payload)
 
     # --- hardware ------------------------------------------------------------
 
@@ -106,22 +170,47 @@ class Node:
             self.reset_cause = machine.reset_cause()
         except (AttributeError, OSError):
             self.reset_cause = 0
+        resume = None
+        if cfg.deep_sleep:
+            import persist
+
+            self.store = persist.Store()
+            self.cold = self.reset_cause != DEEPSLEEP_RESET
+            if self.store.read():
+                resume = self.store.unpack(self, not self.cold)
+                gap = int(time.time()) - self.store.saved_at_record()
+                gap = 0 if gap < 0 else 86400 if gap > 86400 else gap
+                self.uptime_s += gap
+                self.up.advance(gap)
+            else:
+                self.cold = True
+        if _exists("calibrate.req"):
+            print("calibration requested (calibrate.req)")
+            os.remove("calibrate.req")
+            self.det.recalibrate()
+            self.calibrate_hb = True
         power = p.get("sensor_power")
         if power:
             Pin(power["pin"], Pin.OUT, value=power["on"])
-            time.sleep_ms(20)
+            time.sleep_ms(20 if self.cold else 2)
         i = p["i2c"]
         try:
+            from drivers import magnetometer
+
             i2c = machine.I2C(i["id"], scl=Pin(i["scl"]), sda=Pin(i["sda"]), freq=i["freq"])
-            self.mag = QMC5883L(i2c, range_gauss=cfg.detect["mag_range_gauss"])
-            self.temp_c10 = self.mag.temperature_c10() + self.temp_offset_c10
+            self.mag = magnetometer.probe(i2c, cfg.detect["mag_range_gauss"], 200 if cfg.deep_sleep else 10)
+            if self.cold:
+                print("magnetometer: " + self.mag.name)
+            self.update_temperature()
         except OSError as e:
             print("magnetometer: not answering on I2C (" + str(e) + "); detecting by range only")
             self.mag = None
-            self.up.queue_diagnostic(frame.diagnostic_payload(frame.DIAG_MAG_MISSING, 0, 0))
+            if self.cold:
+                self.up.queue_diagnostic(frame.diagnostic_payload(frame.DIAG_MAG_MISSING, 0, 0))
         r = p.get("ranger")
         if r and cfg.ranger:
-            self.ranger = HCSR04(Pin(r["trig"]), Pin(r["echo"]), temp_c10=self.temp_c10)
+            t = self.temp_c10 if self.temp_c10 != frame.TEMP_UNKNOWN else 200
+            self.ranger = HCSR04(Pin(r["trig"]), Pin(r["echo"]), temp_c10=t)
             self.det.has_ranger = True
         b = p.get("battery")
         if b:
@@ -130,12 +219,34 @@ class Node:
                 self.adc.atten(machine.ADC.ATTN_11DB)
             self.battery_div = b.get("divider", 2.0)
             self.battery_vref = b.get("vref_mv", 3300)
-        self.up.setup(p)
+        self.up.setup(p, self.cold, resume)
+        if cfg.rfid and p.get("rfid"):
+            self._setup_rfid(p)
+        if self.store is not None:
+            self.store.saved_sig = self.store._signature(self)
         if self.reset_cause == getattr(machine, "WDT_RESET", -1):
             self.up.queue_diagnostic(frame.diagnostic_payload(frame.DIAG_WATCHDOG_RESET, 0, 0))
         if cfg.wdt_ms:
             self.wdt = machine.WDT(timeout=cfg.wdt_ms)
-        self.read_battery()
+        if self.cold:
+            self.read_battery()
+
+    def _setup_rfid(self, p: dict) -> None:
+        from drivers.rc522 import RC522
+
+        Pin = machine.Pin
+        rp = p["radio"]
+        f = p["rfid"]
+        try:
+            spi = machine.SPI(
+                rp["spi"], baudrate=f.get("baudrate", 5000000), polarity=0, phase=0,
+                sck=Pin(rp["sck"]), mosi=Pin(rp["mosi"]), miso=Pin(rp["miso"]),
+            )
+            rst = Pin(f["reset"]) if self.cold and "reset" in f else None
+            self.rfid = RC522(spi, Pin(f["cs"]), rst, self.cold)
+        except OSError as e:
+            print("rfid: " + str(e) + "; check-in disabled")
+            self.rfid = None
 
     def read_battery(self) -> int:
         adc = self.adc
@@ -159,18 +270,19 @@ class Node:
 
     def step(self) -> None:
         """One sample: read sensors, detect, transmit what is due."""
-        self._tick()
+        if self.store is None:
+            self._tick()
         if self.wdt is not None:
             self.wdt.feed()
-        self.samples += 1
+        self.cycles += 1
         f = self.field
         det = self.det
         mag_ok = False
-        flags = 0
+        saturated = False
         mag = self.mag
         if mag is not None:
             try:
-                flags = mag.read_into(f)
+                saturated = mag.read_into(f) & SATURATED != 0
                 mag_ok = True
             except OSError:
                 mag_ok = False
@@ -178,12 +290,13 @@ class Node:
         ranger = self.ranger
         if ranger is not None:
             self.since_range += 1
-            if self.since_range >= self.range_every or det.wants_range(f[0], f[1], f[2], mag_ok):
+            if self.since_range >= self.range_every or det.wants_range(f[0], f[1], f[2], mag_ok and not saturated):
                 self.since_range = 0
                 mm = ranger.read_mm()
                 rng = detect.RANGE_NONE if mm is None else mm
                 self.last_range_mm = rng
-        changed = det.update(f[0], f[1], f[2], mag_ok, rng)
+        was_calibrating = det.cal_left > 0
+        changed = det.update(f[0], f[1], f[2], mag_ok, rng, saturated)
         state = det.state
         if changed:
             self.on_change(state, rng != detect.RANGE_SKIPPED)
@@ -191,18 +304,20 @@ class Node:
             self.prev_state = state  # first known state after boot
             self.state_since_s = self.uptime_s
             print("state " + STATE_NAMES[state] + " (initial)")
-        if flags & SATURATED:
-            if not self.saturated:
-                self.saturated = True
-                print("magnetometer saturated: field beyond the range")
-                self.up.queue_diagnostic(frame.diagnostic_payload(frame.DIAG_MAG_SATURATED, f[2] // 10, 0))
-        elif self.saturated and mag_ok:
-            self.saturated = False
-        if (self.samples & 63) == 0 and mag_ok:
+        if det.tamper != self.reported_tamper:
+            self.on_tamper(f[2] // 10)
+        if was_calibrating and det.cal_left == 0:
+            print("calibrated: baseline " + str(det.bx >> 4) + " " + str(det.by >> 4) + " " + str(det.bz >> 4) + " (0.1 uT)")
+            if self.calibrate_hb:
+                self.calibrate_hb = False
+                self.up.pending_hb = True
+        if (self.cycles & 63) == 0 and mag_ok:
             self.update_temperature()
+        if self.rfid is not None and state == detect.OCCUPIED:
+            self.poll_card()
         up = self.up
         if not self.boot_hb_done:
-            if state != detect.UNKNOWN or self.samples > det.calib_samples + 2 * det.hold + 2:
+            if state != detect.UNKNOWN or self.cycles > det.calib_samples + 2 * det.hold + 2:
                 if self.boot_hb_wait < 0:
                     # Nodes powered together (a site power cut) must not all send in one instant:
                     # wait a random number of samples, up to boot_jitter_s, before the first heartbeat.
@@ -215,17 +330,36 @@ class Node:
                     self.boot_hb_wait -= 1
         elif self.uptime_s >= self.next_hb_s and not up.pending_hb:
             up.pending_hb = True
+        up.poll()
         if up.due():
             hb = up.pending_hb
             if up.flush(self.heartbeat_payload) and hb:
                 # +0..10 % jitter keeps heartbeats of nodes booted together from staying in step.
                 self.next_hb_s = self.uptime_s + self.cfg.heartbeat_s + _rand8() % (self.cfg.heartbeat_s // 10 + 1)
 
+    def poll_card(self) -> None:
+        try:
+            uid = self.rfid.read_uid()
+        except OSError:
+            return
+        if uid is None:
+            return
+        if uid == self.card_uid and self.uptime_s - self.card_at_s < CARD_REPEAT_S:
+            return
+        self.card_uid = uid
+        self.card_at_s = self.uptime_s
+        self.card_seen = True
+        import binascii
+
+        print("check-in: card " + binascii.hexlify(uid).decode())
+        self.up.queue_checkin(frame.checkin_payload(uid))
+
     def update_temperature(self) -> None:
-        if self.mag is None:
+        mag = self.mag
+        if mag is None or not mag.has_temperature:
             return
         try:
-            self.temp_c10 = self.mag.temperature_c10() + self.temp_offset_c10
+            self.temp_c10 = mag.temperature_c10() + self.temp_offset_c10
         except OSError:
             return
         if self.ranger is not None:
@@ -233,10 +367,13 @@ class Node:
 
     def flags(self, state: int, ranged: bool) -> int:
         fl = 0
-        if ranged and self.ranger is not None and (state == detect.OCCUPIED) == self.det.range_hit:
+        det = self.det
+        if ranged and self.ranger is not None and det.ranger_trusted() and (state == detect.OCCUPIED) == det.range_hit:
             fl |= frame.FLAG_RANGE_CONFIRMED
-        if self.det.calibrating():
+        if det.calibrating():
             fl |= frame.FLAG_CALIBRATING
+        if det.tamper:
+            fl |= frame.FLAG_TAMPER
         if self.battery_mv and self.battery_mv < self.cfg.low_battery_mv:
             fl |= frame.FLAG_LOW_BATTERY
         return fl
@@ -260,17 +397,33 @@ class Node:
         )
         self.up.queue_occupancy(frame.occupancy_payload(state, self.flags(state, ranged), prev_s, dist_cm, dev_ut))
 
+    def on_tamper(self, reading: int) -> None:
+        det = self.det
+        for bit, code in TAMPER_DIAG:
+            if det.tamper & bit and not self.reported_tamper & bit:
+                print("tamper: " + frame.DIAG_NAMES[code])
+                extra = det.blind_n if bit == detect.T_RANGE_BLIND else det.short_n if bit == detect.T_RANGE_SHORT else det.sat_n
+                self.up.queue_diagnostic(frame.diagnostic_payload(code, reading, extra))
+        if self.reported_tamper and not det.tamper:
+            print("tamper cleared")
+            self.up.queue_diagnostic(frame.diagnostic_payload(frame.DIAG_TAMPER_CLEARED, 0, self.reported_tamper))
+        self.reported_tamper = det.tamper
+
     def heartbeat_payload(self) -> bytes:
-        # The state byte carries the plain state: proto.frame decodes a heartbeat's
-        # state without splitting off flags (an occupancy frame's state byte has them).
+        # The state byte carries the state and the flags of bits 4-7 (tamper, low battery, calibrating).
         self.update_temperature()
+        self.read_battery()
+        st = self.det.state | (self.flags(self.det.state, False) & 0xF0)
+        up = self.up
+        # LoRa: the last downlink's RSSI; Wi-Fi: the station's RSSI now
+        rssi = up.rssi_dbm if up.lora or up.link is None else up.link.last_rssi_dbm
         return frame.heartbeat_payload(
-            self.read_battery(),
-            self.temp_c10 / 10,
+            self.battery_mv,
+            None if self.temp_c10 == frame.TEMP_UNKNOWN else self.temp_c10 / 10,
             self.uptime_s,
-            self.up.rssi_dbm,
+            rssi,
             self.up.snr_db,
-            self.det.state,
+            st,
             self.up.boots() - 1,
         )
 
@@ -279,13 +432,58 @@ class Node:
         if cmd == frame.CMD_CALIBRATE:
             print("command: recalibrate")
             self.det.recalibrate()
+            self.calibrate_hb = True
         elif cmd == frame.CMD_REBOOT:
             print("command: reboot")
+            if self.store is not None:
+                self.store.save(self, True)
             machine.reset()
+        elif cmd == frame.CMD_SELFTEST:
+            print(
+                "self-test: magnetometer " + ("ok" if self.mag is not None else "missing")
+                + ", ranger " + ("ok" if self.ranger is not None else "none")
+                + ", tamper " + str(self.det.tamper)
+            )
+            self.up.pending_hb = True
         else:
             print("command " + str(cmd) + ": not supported by this firmware")
 
-    # --- main loop ----------------------------------------------------------------
+    def config(self, payload: bytes) -> int:
+        """A verified CONFIG downlink: the CONFIG_ACK status (0 applied, else 1-based index refused)."""
+        import remote_config
+
+        version = remote_config.version(payload)
+        if version == self.up.cfg_version:
+            print("config " + str(version) + ": already applied")
+            return 0
+        status = remote_config.check(self.cfg, payload)
+        if status:
+            print("config " + str(version) + ": entry " + str(status) + " refused; nothing changed")
+            return status
+        remote_config.apply(self.cfg, payload)
+        try:
+            remote_config.save(payload)
+        except OSError as e:
+            print("config: not saved (" + str(e) + ")")
+        self.up.cfg_version = version
+        d = self.cfg.detect
+        self.det.set_thresholds(d["arrive_ut"], d["leave_ut"], d["occupied_below_cm"])
+        self.det.tamper_samples = self._tamper_samples()
+        hb = self.uptime_s + self.cfg.heartbeat_s
+        if self.next_hb_s > hb:
+            self.next_hb_s = hb
+        print(
+            "config " + str(version) + " applied: sample " + str(self.cfg.sample_ms) + " ms, heartbeat "
+            + str(self.cfg.heartbeat_s) + " s, arrive " + str(d["arrive_ut"]) + " uT, occupied below "
+            + str(d["occupied_below_cm"]) + " cm, confirmed " + str(self.cfg.confirmed)
+        )
+        return 0
+
+    def config_pending(self) -> None:
+        """The fog has a config for us: send a heartbeat soon, its receive window brings it."""
+        self.up.pending_hb = True
+
+    # --- sleeping ---------------------------------------------------------------------
 
     def sleep(self, ms: int) -> None:
         if ms <= 0:
@@ -303,6 +501,24 @@ class Node:
             self.step()
             n += 1
             self.sleep(period - time.ticks_diff(time.ticks_ms(), t0))
+
+    def deep_sleep(self) -> None:
+        """Save everything, quiet the parts, and sleep until the next sample (ends in a reset)."""
+        awake = time.ticks_diff(time.ticks_ms(), self._boot_ms)
+        ms = self.cfg.sample_ms - awake
+        if ms < 100:
+            ms = 100
+        if self.mag is not None:
+            try:
+                self.mag.standby()
+            except OSError:
+                pass
+        if self.up.radio is not None:
+            self.up.radio.sleep()
+        store = self.store
+        wrote = store.save(self)
+        print("sleep: awake " + str(awake) + " ms, next wake in " + str(ms) + " ms" + (", state saved" if wrote and store.where == "flash" else ""))
+        machine.deepsleep(ms)
 
 
 def idle_forever(cfg: "NodeConfig") -> None:
@@ -326,17 +542,25 @@ def run(cfg: "NodeConfig | None" = None, max_samples: int = 0) -> Node:
         idle_forever(cfg)
     node = Node(cfg)
     node.setup()
-    print(
-        "node "
-        + FW_VERSION
-        + ": magnetometer "
-        + ("ok" if node.mag is not None else "missing")
-        + ", ranger "
-        + ("ok" if node.ranger is not None else "none")
-        + ", radio "
-        + ("ok" if node.up.radio is not None else "missing")
-        + ("" if node.up.enabled else " (transmit disabled)")
-    )
+    if node.cold:
+        print(
+            "node "
+            + FW_VERSION
+            + ": magnetometer "
+            + ("ok" if node.mag is not None else "missing")
+            + ", ranger "
+            + ("ok" if node.ranger is not None else "none")
+            + ", "
+            + ("radio" if cfg.transport == "lora" else cfg.transport)
+            + " "
+            + ("ok" if node.up.link is not None else "missing")
+            + ("" if node.up.enabled else " (transmit disabled)")
+            + (", rfid ok" if node.rfid is not None else "")
+            + (", deep sleep (state in " + node.store.where + ")" if node.store is not None else "")
+        )
     gc.collect()
+    if cfg.deep_sleep:
+        node.step()
+        node.deep_sleep()
     node.loop(max_samples)
     return node

@@ -23,6 +23,16 @@ the board profile's "defaults", then the file)::
       "wdt_ms": 30000,                      0 (off) or 1000 .. 600000
       "fcnt_block": 16,                     1 .. 1024 frame counters per flash write
       "ranger": true,                       use the board's HC-SR04 when wired
+      "rfid": false,                        poll the board's RC522 reader; a card sends CHECKIN
+      "region": "EU868",                    EU868 (1 % duty cycle) or US915 (400 ms dwell, no duty cycle)
+      "transport": "lora",                  lora, wifi (MQTT through a broker) or uart (SLIP, wired rigs)
+      "deep_sleep": false,                  deep sleep between samples (sample_ms >= 1000): RAM is lost,
+                                            state kept in RTC memory (flash where the port has none)
+      "confirmed": false,                   occupancy frames ask for an ACK (needs radio.rx_window_ms)
+      "retries": 3,                         0 .. 8 retransmissions of an unacknowledged occupancy frame
+      "retry_s": 8,                         1 .. 3600 s, first retry delay (doubles each time, + jitter)
+      "tamper_s": 120,                      0 (off) .. 86400 s a fault must last to be a tamper
+      "debug": false,                       print "FRAME TX <hex>" / "FRAME RX <hex>" console lines
       "radio": {
         "freq_hz": 868100000,               137 MHz .. 1020 MHz
         "sf": 7,                            7 .. 12
@@ -42,9 +52,21 @@ the board profile's "defaults", then the file)::
         "calib_samples": 4,                 1 .. 100 samples averaged for the first baseline
         "rebaseline_samples": 40,           0 (off) .. 10000, drift recovery (ranger only)
         "range_every": 20,                  1 .. 1000, fire the ranger at least this often
-        "mag_range_gauss": 8                2 or 8
+        "mag_range_gauss": 8,               2 or 8
+        "short_below_cm": 8.0               2 .. 50, closer is "something on the sensor"
+      },
+      "wifi": {                             transport "wifi" (ESP32): Wi-Fi station + MQTT, QoS 1
+        "ssid": "", "password": "",         1..32 / 0..63 characters
+        "broker": "", "port": 1883,         MQTT broker host (name or address) and port
+        "lot": "", "keepalive_s": 60        topic fogpark/<lot>/up/<node_id hex>; downlinks on .../down/...
+      },
+      "uart": {                             transport "uart": SLIP packets of proto/serial_link.py
+        "id": 1, "baudrate": 115200, "tx": 17, "rx": 16
       }
     }
+
+"deep_sleep", "rfid" and "transport" other than lora depend on the board
+profile (``deep_sleep`` key, ``rfid`` pins, ``wifi`` capability).
 """
 
 import json
@@ -71,6 +93,15 @@ TOP = (
     ("wdt_ms", "int", 30000, 0, 600000),
     ("fcnt_block", "int", 16, 1, 1024),
     ("ranger", "bool", True, 0, 0),
+    ("rfid", "bool", False, 0, 0),
+    ("region", "choice", "EU868", ("EU868", "US915"), 0),
+    ("transport", "choice", "lora", ("lora", "wifi", "uart"), 0),
+    ("deep_sleep", "bool", False, 0, 0),
+    ("confirmed", "bool", False, 0, 0),
+    ("retries", "int", 3, 0, 8),
+    ("retry_s", "int", 8, 1, 3600),
+    ("tamper_s", "int", 120, 0, 86400),
+    ("debug", "bool", False, 0, 0),
 )
 RADIO = (
     ("freq_hz", "int", 868100000, 137000000, 1020000000),
@@ -92,8 +123,26 @@ DETECT = (
     ("rebaseline_samples", "int", 40, 0, 10000),
     ("range_every", "int", 20, 1, 1000),
     ("mag_range_gauss", "int", 8, 2, 8),
+    ("short_below_cm", "float", 8.0, 2.0, 50.0),
 )
-SECTIONS = (("", TOP), ("radio", RADIO), ("detect", DETECT))
+WIFI = (
+    ("ssid", "str", "", 0, 32),
+    ("password", "str", "", 0, 63),
+    ("broker", "str", "", 0, 253),
+    ("port", "int", 1883, 1, 65535),
+    ("lot", "str", "", 0, 64),
+    ("keepalive_s", "int", 60, 0, 3600),
+)
+UART = (
+    ("id", "int", 1, 0, 3),
+    ("baudrate", "int", 115200, 1200, 3000000),
+    ("tx", "int", 17, 0, 63),
+    ("rx", "int", 16, 0, 63),
+)
+SECTIONS = (("", TOP), ("radio", RADIO), ("detect", DETECT), ("wifi", WIFI), ("uart", UART))
+# US915 (FCC 15.247): at most 400 ms on air per transmission.
+US915_DWELL_US = 400000
+REGION_BANDS_HZ = {"EU868": (863000000, 870000000), "US915": (902000000, 928000000)}
 REQUIRED = ("node_id", "key", "spot", "board")
 
 
@@ -121,8 +170,19 @@ class NodeConfig:
     wdt_ms: int
     fcnt_block: int
     ranger: bool
+    rfid: bool
+    region: str
+    transport: str
+    deep_sleep: bool
+    confirmed: bool
+    retries: int
+    retry_s: int
+    tamper_s: int
+    debug: bool
     radio: dict
     detect: dict
+    wifi: dict
+    uart: dict
 
 
 def new_config() -> NodeConfig:
@@ -137,12 +197,11 @@ def new_config() -> NodeConfig:
     cfg.pins = None
     for name, _kind, default, _lo, _hi in TOP:
         setattr(cfg, name, default)
-    cfg.radio = {}
-    for name, _kind, default, _lo, _hi in RADIO:
-        cfg.radio[name] = default
-    cfg.detect = {}
-    for name, _kind, default, _lo, _hi in DETECT:
-        cfg.detect[name] = default
+    for section, table in SECTIONS[1:]:
+        d = {}
+        for name, _kind, default, _lo, _hi in table:
+            d[name] = default
+        setattr(cfg, section, d)
     return cfg
 
 
@@ -151,23 +210,24 @@ def _error(cfg: NodeConfig, key: str, problem: str) -> None:
 
 
 def _set(cfg: NodeConfig, section: str, name: str, value: object) -> None:
-    if section == "radio":
-        cfg.radio[name] = value
-    elif section == "detect":
-        cfg.detect[name] = value
+    if section:
+        getattr(cfg, section)[name] = value
     else:
         setattr(cfg, name, value)
 
 
 def summary(cfg: NodeConfig) -> str:
     r = cfg.radio
+    head = "node " + str(cfg.node_id) + " spot " + cfg.spot + " board " + (cfg.board or "?")
+    if cfg.transport == "wifi":
+        w = cfg.wifi
+        return head + " wifi " + w["ssid"] + " mqtt " + w["broker"] + ":" + str(w["port"]) + " lot " + w["lot"]
+    if cfg.transport == "uart":
+        return head + " uart " + str(cfg.uart["id"]) + " " + str(cfg.uart["baudrate"]) + " baud"
     return (
-        "node "
-        + str(cfg.node_id)
-        + " spot "
-        + cfg.spot
-        + " board "
-        + (cfg.board or "?")
+        head
+        + " "
+        + cfg.region
         + " radio "
         + str(r["freq_hz"])
         + " Hz SF"

@@ -11,9 +11,11 @@ from node_config import (
     BANDWIDTHS_HZ,
     HEX,
     KNOWN_BOARDS,
+    REGION_BANDS_HZ,
     REQUIRED,
     SECTIONS,
     SPOT_CHARS,
+    US915_DWELL_US,
     NodeConfig,
     _error,
     _set,
@@ -40,6 +42,19 @@ def _type_name(v: object) -> str:
 
 
 def _check_value(cfg: NodeConfig, path: str, kind: str, v: object, lo: object, hi: object) -> bool:
+    if kind == "choice":
+        if isinstance(v, str) and v in lo:  # type: ignore[operator]
+            return True
+        _error(cfg, path, "must be one of " + ", ".join(lo) + ", got " + repr(v))  # type: ignore[arg-type,call-overload]
+        return False
+    if kind == "str":
+        if not isinstance(v, str):
+            _error(cfg, path, "must be a string, got " + _type_name(v))
+            return False
+        if not lo <= len(v) <= hi:  # type: ignore[operator]
+            _error(cfg, path, "must be " + str(lo) + " to " + str(hi) + " characters, got " + str(len(v)))
+            return False
+        return True
     if kind == "bool":
         if v is True or v is False:
             return True
@@ -65,7 +80,8 @@ def _find_board_file(name: str, board_dirs: "list | None") -> "str | None":
         here = globals().get("__file__")
         if here:
             base = here.rsplit("/", 1)[0] if "/" in here else "."
-            dirs.append(base + "/../boards")
+            dirs.append(base + "/boards")  # a flashed tree: boards/ beside the modules
+            dirs.append(base + "/../boards")  # the repository: device/firmware/../boards
     for d in dirs:
         path = d + "/" + name + ".json"
         try:
@@ -168,7 +184,10 @@ def check(data: object, board_dirs: "list | None" = None) -> NodeConfig:
                 if isinstance(d, dict):
                     defaults = d
 
-    known = ["node_id", "key", "spot", "board", "radio", "detect"]
+    known = ["node_id", "key", "spot", "board"]
+    for section, _table in SECTIONS:
+        if section:
+            known.append(section)
     for section, table in SECTIONS:
         if section:
             src = data.get(section, {})
@@ -208,8 +227,53 @@ def check(data: object, board_dirs: "list | None" = None) -> NodeConfig:
         _error(cfg, "detect.mag_range_gauss", "must be 2 or 8, got " + str(d["mag_range_gauss"]))
     if 0 < cfg.wdt_ms < 1000:
         _error(cfg, "wdt_ms", "must be 0 (off) or at least 1000, got " + str(cfg.wdt_ms))
+    _check_transport(cfg, data, defaults)
 
     cfg.tx_enabled = not cfg.errors
     return cfg
+
+
+def _check_transport(cfg: NodeConfig, data: dict, defaults: dict) -> None:
+    """Rules across keys: region and radio, confirmed uplinks, Wi-Fi, UART, deep sleep, RFID."""
+    r = cfg.radio
+    band = REGION_BANDS_HZ[cfg.region]
+    pins = cfg.pins or {}
+    if cfg.transport == "lora":
+        if not band[0] <= r["freq_hz"] <= band[1]:
+            _error(
+                cfg,
+                "radio.freq_hz",
+                str(r["freq_hz"]) + " Hz is outside the " + cfg.region + " band (" + str(band[0]) + " .. " + str(band[1]) + " Hz)",
+            )
+        if cfg.region == "US915":
+            if "duty_cycle_pct" not in data and "duty_cycle_pct" not in defaults:
+                cfg.duty_cycle_pct = 100.0  # FCC: no duty cycle, a dwell limit instead
+            from proto import airtime
+
+            toa = airtime.time_on_air_us(16, r["sf"], r["bw_hz"], r["cr"], r["preamble"])
+            if toa > US915_DWELL_US:
+                _error(
+                    cfg,
+                    "radio.sf",
+                    "SF" + str(r["sf"]) + " at " + str(r["bw_hz"] // 1000) + " kHz puts a 16-byte occupancy frame on air for "
+                    + str(toa // 1000) + " ms, over the US915 dwell limit of 400 ms: use a lower SF or a wider bandwidth",
+                )
+        if cfg.confirmed and r["rx_window_ms"] <= 0:
+            _error(cfg, "confirmed", "needs radio.rx_window_ms > 0 (the node listens for the ACK)")
+    elif cfg.transport == "wifi":
+        w = cfg.wifi
+        if not pins.get("wifi"):
+            _error(cfg, "transport", "board " + repr(cfg.board) + " has no Wi-Fi")
+        for k in ("ssid", "broker", "lot"):
+            if not w[k]:
+                _error(cfg, "wifi." + k, "required for transport 'wifi'")
+        for c in w["lot"]:
+            if c in "+#/":
+                _error(cfg, "wifi.lot", "must not contain '+', '#' or '/' (it is an MQTT topic level)")
+                break
+    if cfg.deep_sleep and cfg.sample_ms < 1000:
+        _error(cfg, "sample_ms", "must be at least 1000 with deep_sleep (a wake costs a boot)")
+    if cfg.rfid and not isinstance(pins.get("rfid"), dict):
+        _error(cfg, "rfid", "board " + repr(cfg.board) + " has no RC522 wired (no 'rfid' pins in its profile)")
 
 

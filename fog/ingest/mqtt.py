@@ -311,6 +311,14 @@ class MqttBrokerLink:
         self._published[key] = self._key_counts(key)
         self.states_published += 1
 
+    def send_downlink(self, node_id: int, radio_frame: bytes) -> bool:
+        """A downlink (an ACK) to a Wi-Fi node: ``<prefix>/down/<node>``, QoS 1, not retained."""
+        client = self._client
+        if client is None or not self.connected:
+            return False
+        client.publish(f"{self.prefix}/down/{node_id:08x}", radio_frame, qos=1, retain=False)
+        return True
+
     def _publish_all(self) -> None:
         for key in self._counts:
             self._publish(key)

@@ -7,6 +7,9 @@ I2C: a transaction addresses the device on the bus of those SCL/SDA pins;
 no device, or an unpowered one, is a NACK: OSError(ENODEV), as on ESP32.
 ADC: the voltage a part puts on the pin, clipped to the full scale of the
 attenuation (ESP32: 0.95 / 1.25 / 1.75 / 3.1 V for 0 / 2.5 / 6 / 11 dB).
+UART: the bytes go to, and come from, the file named by FOGPARK_EMU_UART
+(a pty the bench holds the other end of); without it the UART is a loop
+to nowhere (writes vanish, nothing arrives).
 """
 
 import machine as _m
@@ -152,3 +155,49 @@ class ADC:
 
     def read_u16(self):
         return self.read_uv() * 65535 // ADC._FS_UV[self._atten]
+
+
+class UART:
+    def __init__(self, id, baudrate=115200, *, bits=8, parity=None, stop=1, tx=None, rx=None, timeout=0, **kw):
+        import os
+
+        self.id = id
+        self.baudrate = baudrate
+        self.f = None
+        self.poller = None
+        path = os.getenv("FOGPARK_EMU_UART")
+        if path:
+            import select
+
+            self.f = open(path, "r+b")
+            self.poller = select.poll()
+            self.poller.register(self.f, select.POLLIN)
+
+    def any(self):
+        _m.service()
+        if self.poller is None:
+            return 0
+        return 1 if self.poller.poll(0) else 0
+
+    def read(self, nbytes=-1):
+        """What has arrived (up to ``nbytes``), without waiting; None when nothing has."""
+        if self.f is None or self.poller is None:
+            return None
+        out = b""
+        limit = 256 if nbytes is None or nbytes < 1 else nbytes
+        while len(out) < limit and self.poller.poll(0):
+            b = self.f.read(1)  # a file read waits for all it asks: ask only for what poll promised
+            if not b:
+                break
+            out += b
+        return out or None
+
+    def write(self, buf):
+        if self.f is None:
+            return len(buf)
+        return self.f.write(bytes(buf))
+
+    def deinit(self):
+        if self.f is not None:
+            self.f.close()
+            self.f = None

@@ -237,7 +237,13 @@ class RTC:
         pass
 
     def memory(self, data=None):
-        """RTC slow memory: kept across emulated resets (via the host), lost at power-off."""
+        """RTC slow memory: kept across emulated resets (via the host), lost at power-off.
+
+        FOGPARK_EMU_RTC_MEMORY=0 emulates a port without it (AttributeError, as on rp2)."""
+        import os
+
+        if os.getenv("FOGPARK_EMU_RTC_MEMORY") == "0":
+            raise AttributeError("'RTC' object has no attribute 'memory'")
         if data is None:
             return _state["rtc"]
         if len(data) > 2048:
@@ -329,4 +335,4 @@ def deepsleep(time_ms=None):
     _reset(DEEPSLEEP_RESET)
 
 
-from emu_bus import ADC, I2C, SPI, SoftI2C, SoftSPI  # noqa: E402, F401 - the rest of the module
+from emu_bus import ADC, I2C, SPI, UART, SoftI2C, SoftSPI  # noqa: E402, F401 - the rest of the module

@@ -11,7 +11,12 @@ exactly as a board runs it. The working directory is the node's flash
 (``node.json``, ``fcnt.dat``).
 
 Environment: FOGPARK_EMU_BOARD, FOGPARK_EMU_WORLD (initial world, JSON),
-FOGPARK_EMU_RESET_CAUSE, FOGPARK_EMU_SEED, FOGPARK_EMU_RTC_HEX.
+FOGPARK_EMU_RESET_CAUSE, FOGPARK_EMU_SEED, FOGPARK_EMU_RTC_HEX,
+FOGPARK_EMU_MAG (which chip the GY-271 module carries: qmc5883l, qmc5883p,
+hmc5883l or none), FOGPARK_EMU_RTC_MEMORY (0: a port without RTC memory),
+FOGPARK_EMU_UART (the pty behind machine.UART), FOGPARK_EMU_CONTROL
+("none": no control lines on stdin, which is then the console of a REPL
+board; see ``pty_board.py``).
 """
 
 import binascii
@@ -32,8 +37,9 @@ sys.modules["machine"] = machine
 
 import world as world_mod  # noqa: E402
 from hcsr04_model import HCSR04Model  # noqa: E402
-from qmc5883l_model import QMC5883LModel  # noqa: E402
 from sx1276_model import SX1276Model  # noqa: E402
+
+MAG_MODELS = ("qmc5883l", "qmc5883p", "hmc5883l", "none")
 
 _HERE = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
 
@@ -45,7 +51,8 @@ def _load_board() -> dict:
 
 
 def _print_tx(payload: bytes, s: dict) -> None:
-    sys.stdout.write(
+    f = world_mod.out()
+    f.write(
         "TX "
         + binascii.hexlify(payload).decode()
         + " "
@@ -62,6 +69,8 @@ def _print_tx(payload: bytes, s: dict) -> None:
         + "0x{:02x}".format(s["sync_word"])  # noqa: UP032 - plain str.format reads best here
         + "\n"
     )
+    if f is not sys.stdout:
+        f.flush()
 
 
 def build(board: dict, world: "world_mod.World") -> dict:
@@ -106,10 +115,37 @@ def build(board: dict, world: "world_mod.World") -> dict:
 
     world.handlers["RX"] = on_rx
 
+    world.handlers["RADIO"] = lambda rest: world_mod.emit("radio", radio.stats())
+
     i = board["i2c"]
-    mag = QMC5883LModel(world.field_sample, world.temperature, powered)
-    machine.emu_i2c(i["scl"], i["sda"], mag)
-    parts["magnetometer"] = mag
+    kind = os.getenv("FOGPARK_EMU_MAG") or "qmc5883l"
+    if kind not in MAG_MODELS:
+        raise ValueError("FOGPARK_EMU_MAG must be one of " + ", ".join(MAG_MODELS))
+    if kind == "qmc5883l":
+        from qmc5883l_model import QMC5883LModel as Mag
+    elif kind == "qmc5883p":
+        from qmc5883p_model import QMC5883PModel as Mag  # type: ignore[assignment]
+    elif kind == "hmc5883l":
+        from hmc5883l_model import HMC5883LModel as Mag  # type: ignore[assignment]
+    if kind != "none":
+        mag = Mag(world.field_sample, world.temperature, powered)
+        machine.emu_i2c(i["scl"], i["sda"], mag)
+        parts["magnetometer"] = mag
+
+    f = board.get("rfid")
+    if f:
+        from rc522_model import RC522Model
+
+        reader = RC522Model(world.card, clock)
+        machine.emu_spi(r["sck"], f["cs"], reader)
+        if "reset" in f:
+            machine.emu_watch(f["reset"], lambda level: reader.reset() if level else None)
+        parts["rfid"] = reader
+
+    import network
+
+    network.emu_world(world)
+    sys.modules["network"] = network
 
     rg = board.get("ranger")
     if rg:

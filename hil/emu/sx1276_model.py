@@ -165,11 +165,27 @@ class SX1276Model:
         self._rx_first = True
         self.tx_count = 0
         self.rx_count = 0
+        self.mode_us = [0] * 8  # time spent in each RegOpMode mode (a power budget, and "asleep between uses")
+        self._acct_mode = 1
+        self._acct_t = self.clock_us()
         self.power_on_reset()
 
     # --- reset and pins --------------------------------------------------------
 
+    def _account(self) -> None:
+        now = self.clock_us()
+        self.mode_us[self._acct_mode] += now - self._acct_t
+        self._acct_t = now
+        self._acct_mode = self.regs[_REG_OP_MODE] & 0x07
+
+    def stats(self) -> dict:
+        """Time in each mode so far (us) and the current mode."""
+        self._account()
+        return {"mode": MODE_NAMES[self.mode()], "mode_us": {MODE_NAMES[i]: self.mode_us[i] for i in range(8) if self.mode_us[i]}}
+
     def power_on_reset(self) -> None:
+        if hasattr(self, "mode_us"):
+            self._account()
         for i in range(len(self.regs)):
             self.regs[i] = 0
         for reg, value in _POR.items():
@@ -178,6 +194,8 @@ class SX1276Model:
             self.fifo[i] = 0
         self._addr = -1
         self._mode_since = self.clock_us()
+        if hasattr(self, "mode_us"):
+            self._acct_mode = self.regs[_REG_OP_MODE] & 0x07
 
     def nreset(self, level: int) -> None:
         """The MCU drives NRESET: low holds the chip in reset, high releases it."""
@@ -266,7 +284,9 @@ class SX1276Model:
         if old_mode != _MODE_SLEEP:
             value = (value & 0x7F) | (old & 0x80)  # LongRangeMode only changes in SLEEP
         new_mode = value & 0x07
+        self._account()
         self.regs[_REG_OP_MODE] = value
+        self._acct_mode = new_mode
         if new_mode == old_mode:
             return
         self._mode_since = self.clock_us()
@@ -354,7 +374,11 @@ class SX1276Model:
         if mode == _MODE_TX:
             if elapsed >= self._toa_us:
                 self._set_irq(_IRQ_TX_DONE)
+                self._account()
+                self.mode_us[_MODE_TX] -= elapsed - self._toa_us  # the TX ended at its time on air
+                self.mode_us[_MODE_STDBY] += elapsed - self._toa_us
                 self.regs[_REG_OP_MODE] = (self.regs[_REG_OP_MODE] & 0xF8) | _MODE_STDBY
+                self._acct_mode = _MODE_STDBY
                 self._mode_since += self._toa_us
             return
         s = self.settings()
@@ -365,10 +389,14 @@ class SX1276Model:
             symbols = ((self.regs[_REG_MODEM_CONFIG2] & 0x03) << 8) | self.regs[_REG_SYMB_TIMEOUT_LSB]
             if elapsed >= symbols * t_sym_us:
                 self._set_irq(_IRQ_RX_TIMEOUT)
+                self._account()
                 self.regs[_REG_OP_MODE] = (self.regs[_REG_OP_MODE] & 0xF8) | _MODE_STDBY
+                self._acct_mode = _MODE_STDBY
         elif elapsed >= 2 * t_sym_us:
             self._set_irq(_IRQ_CAD_DONE)
+            self._account()
             self.regs[_REG_OP_MODE] = (self.regs[_REG_OP_MODE] & 0xF8) | _MODE_STDBY
+            self._acct_mode = _MODE_STDBY
 
     # --- the air -> this radio ------------------------------------------------------
 
@@ -425,6 +453,8 @@ class SX1276Model:
             flags |= _IRQ_CRC_ERROR
         self._set_irq(flags)
         if mode == _MODE_RX_SINGLE:
+            self._account()
             r[_REG_OP_MODE] = (r[_REG_OP_MODE] & 0xF8) | _MODE_STDBY
+            self._acct_mode = _MODE_STDBY
         self.rx_count += 1
         return "received"

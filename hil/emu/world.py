@@ -26,12 +26,39 @@ import sys
 from gc import mem_alloc, mem_free  # type: ignore[attr-defined]  # MicroPython
 from time import sleep_ms, ticks_add, ticks_diff, ticks_ms  # type: ignore[attr-defined]
 
-WORLD_KEYS = ("distance_cm", "field_ut", "temp_c", "battery_mv", "mag_noise_ut", "range_noise_cm", "no_echo_pulse_us")
+WORLD_KEYS = (
+    "distance_cm",
+    "field_ut",
+    "temp_c",
+    "battery_mv",
+    "mag_noise_ut",
+    "range_noise_cm",
+    "no_echo_pulse_us",
+    "card_uid",
+    "wifi",
+)
+
+
+_OUT: list = [None]
+
+
+def out():
+    """Where EMU and TX lines go: stdout, or the file FOGPARK_EMU_OUT names (a REPL board's
+    stdout is its serial console, which must carry only what the firmware prints)."""
+    f = _OUT[0]
+    if f is None:
+        path = os.getenv("FOGPARK_EMU_OUT")
+        f = open(path, "a") if path else sys.stdout
+        _OUT[0] = f
+    return f
 
 
 def emit(event: str, data=None) -> None:
-    """An EMU line on stdout for the bench."""
-    sys.stdout.write("EMU " + event + " " + json.dumps(data if data is not None else {}) + "\n")
+    """An EMU line for the bench."""
+    f = out()
+    f.write("EMU " + event + " " + json.dumps(data if data is not None else {}) + "\n")
+    if f is not sys.stdout:
+        f.flush()
 
 
 class World:
@@ -43,13 +70,16 @@ class World:
         self.mag_noise_ut = 0.2
         self.range_noise_cm = 0.0
         self.no_echo_pulse_us = 38000  # HC-SR04 give-up pulse; 0: ECHO never rises
+        self.card_uid: bytes | None = None  # an ISO 14443-3A card on the RC522
+        self.wifi: dict | None = None  # the access point in range: {"ssid", "password", "rssi"}
         self.handlers: dict = {}  # command word -> fn(rest of line)
         self.lines = 0
         self.exit_on_eof = exit_on_eof
         self.stream = stream if stream is not None else sys.stdin
         self.poller = select.poll()
-        self.poller.register(self.stream, select.POLLIN)
-        self.open = True
+        self.open = os.getenv("FOGPARK_EMU_CONTROL") != "none"  # "none": stdin is a REPL console
+        if self.open:
+            self.poller.register(self.stream, select.POLLIN)
         seed = os.getenv("FOGPARK_EMU_SEED")
         if seed:
             random.seed(int(seed))
@@ -76,6 +106,9 @@ class World:
     def temperature(self) -> float:
         return self.temp_c
 
+    def card(self):
+        return self.card_uid
+
     # --- the bench's control lines -------------------------------------------------
 
     def set(self, data: dict) -> None:
@@ -100,6 +133,18 @@ class World:
             self.range_noise_cm = float(data["range_noise_cm"])
         if "no_echo_pulse_us" in data:
             self.no_echo_pulse_us = int(data["no_echo_pulse_us"])
+        if "card_uid" in data:
+            c = data["card_uid"]
+            if c is not None:
+                c = bytes.fromhex(c)
+                if len(c) not in (4, 7, 10):
+                    raise ValueError("card_uid must be 4, 7 or 10 bytes of hex")
+            self.card_uid = c
+        if "wifi" in data:
+            w = data["wifi"]
+            if w is not None and (not isinstance(w, dict) or "ssid" not in w):
+                raise ValueError("wifi must be null or {ssid, password, rssi}")
+            self.wifi = w
 
     def handle(self, line: str) -> None:
         line = line.strip()

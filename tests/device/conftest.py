@@ -29,17 +29,35 @@ class MpyRunner:
         self.workdir = workdir
         self.binary = DEFAULT_MICROPYTHON
 
-    def env(self) -> dict[str, str]:
+    def env(self, compiled: bool = False) -> dict[str, str]:
         env = dict(os.environ)
-        env["MICROPYPATH"] = ":".join([".frozen", str(FIRMWARE_DIR), str(EMU_DIR), str(REPO)])
-        env.pop("FOGPARK_EMU_BOARD", None)
+        if compiled:
+            from device import mpy_build
+
+            trees = [str(mpy_build.cached_tree()), str(mpy_build.cached_tree(emu=True))]
+        else:
+            trees = [str(FIRMWARE_DIR), str(EMU_DIR)]
+        env["MICROPYPATH"] = ":".join([".frozen", *trees, str(REPO)])
+        for k in ("FOGPARK_EMU_BOARD", "FOGPARK_EMU_MAG", "FOGPARK_EMU_UART", "FOGPARK_EMU_RTC_MEMORY", "FOGPARK_EMU_OUT"):
+            env.pop(k, None)
         return env
 
-    def run(self, script: str, heapsize: str = "1M", timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    def run(
+        self,
+        script: str,
+        heapsize: str = "1M",
+        timeout: float = 30,
+        args: tuple[str, ...] = (),
+        compiled: bool = False,
+        cwd: Path | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        env = self.env(compiled)
+        env.update(extra_env or {})
         proc = subprocess.run(
-            [self.binary, "-X", "heapsize=" + heapsize, str(MPY_DIR / script)],
-            cwd=self.workdir,
-            env=self.env(),
+            [self.binary, "-X", "heapsize=" + heapsize, str(MPY_DIR / script), *args],
+            cwd=cwd or self.workdir,
+            env=env,
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
@@ -61,6 +79,14 @@ class MpyRunner:
         return out, lines
 
 
+@pytest.fixture(scope="session", autouse=True)
+def compiled_trees() -> tuple[Path, Path]:
+    """The firmware and the emulation compiled to .mpy once per session (emulated nodes run from them)."""
+    from device import mpy_build
+
+    return mpy_build.cached_tree(), mpy_build.cached_tree(emu=True)
+
+
 @pytest.fixture(scope="module")
 def mpy(tmp_path_factory: pytest.TempPathFactory) -> MpyRunner:
     if not Path(DEFAULT_MICROPYTHON).exists():
@@ -73,7 +99,9 @@ def node_json() -> Callable[..., dict[str, Any]]:
     """A valid node.json for the emulated board; keyword arguments override or add keys."""
 
     def make(**over: Any) -> dict[str, Any]:
-        data: dict[str, Any] = {"node_id": 0x1234ABCD, "key": KEY_HEX, "spot": "T-001", "board": "unix_emulated"}
+        # boot_jitter_s 0: tests wait for the first heartbeat; the jitter itself has its own test.
+        data: dict[str, Any] = {"node_id": 0x1234ABCD, "key": KEY_HEX, "spot": "T-001", "board": "unix_emulated",
+                                "boot_jitter_s": 0}
         data.update(over)
         return data
 

@@ -146,3 +146,81 @@ def test_sx127x_ignores_other_spreading_factors(sx: tuple[dict[str, Any], list[s
 
 def test_sx127x_in_reset_answers_nothing(sx: tuple[dict[str, Any], list[str]]) -> None:
     assert sx[0]["in_reset_version"] == 0
+
+
+# --- QMC5883P, HMC5883L and the bus probe (GY-271 modules ship with any of the three) -----------
+
+
+@pytest.fixture(scope="module")
+def mags(mpy: Any) -> dict[str, Any]:
+    return mpy.results("drv_magnetometers.py")[0]
+
+
+@pytest.mark.parametrize(("chip", "addr", "name"), [("qmc5883l", 0x0D, "QMC5883L"), ("qmc5883p", 0x2C, "QMC5883P"),
+                                                    ("hmc5883l", 0x1E, "HMC5883L")])
+def test_probe_finds_the_chip_and_reads_microtesla(mags: dict[str, Any], chip: str, addr: int, name: str) -> None:
+    r = mags[chip]
+    assert r["scan"] == [addr]
+    assert r["chip"] == name
+    assert r["fresh"] and not r["sat"]
+    # 0.1 uT: (25, -10, 40) uT, within one count of each chip's resolution
+    for got, want in zip(r["dut"], [250, -100, 400], strict=True):
+        assert abs(got - want) <= 5, (chip, r["dut"])
+
+
+@pytest.mark.parametrize("chip", ["qmc5883l", "qmc5883p", "hmc5883l"])
+def test_overflow_is_reported_saturated(mags: dict[str, Any], chip: str) -> None:
+    assert mags[chip]["over"]["sat"] is True  # 1000 uT is beyond +/-8 G on every chip
+
+
+def test_only_the_qmc5883l_has_a_temperature_sensor(mags: dict[str, Any]) -> None:
+    assert mags["qmc5883l"]["temp"] == 215
+    assert mags["qmc5883p"]["temp"] is None and mags["hmc5883l"]["temp"] is None
+
+
+@pytest.mark.parametrize("chip", ["qmc5883l", "qmc5883p", "hmc5883l"])
+def test_standby_stops_measuring(mags: dict[str, Any], chip: str) -> None:
+    assert mags[chip]["samples_while_standby"] == 0
+
+
+def test_hmc5883l_data_is_x_z_y_big_endian(mags: dict[str, Any]) -> None:
+    raw = mags["hmc_raw"]
+    # (10, 20, 30) uT at 10.9 LSB/uT: X 109, Z 327, Y 218, each MSB first
+    assert raw == [0, 109, 327 >> 8, 327 & 0xFF, 0, 218]
+    assert mags["hmc_xyz"] == [100, 200, 300]
+
+
+def test_probe_on_an_empty_bus_names_the_chips(mags: dict[str, Any]) -> None:
+    errno, text = mags["empty_bus"]
+    assert errno == 19 and "QMC5883L (0x0D), QMC5883P (0x2C) or HMC5883L (0x1E)" in text
+
+
+# --- RC522 ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def rc522(mpy: Any) -> dict[str, Any]:
+    return mpy.results("drv_rc522.py")[0]
+
+
+def test_rc522_found_and_crc_a(rc522: dict[str, Any]) -> None:
+    assert rc522["version"] == 0x92
+    assert rc522["crc_hlta"] == 0xCD57  # sent 57 CD
+
+
+def test_rc522_reads_4_7_and_10_byte_uids_once_per_presentation(rc522: dict[str, Any]) -> None:
+    assert rc522["no_card"] is None
+    for uid, (first, while_halted, again) in rc522["cards"].items():
+        assert first == uid  # the cascade levels put the UID together
+        assert while_halted is None  # halted after the read: not read twice while it lies there
+        assert again == uid  # presented again: read again
+    assert rc522["reads"] == 6
+    assert rc522["antenna_after"] == 0
+
+
+def test_rc522_shares_the_spi_bus_with_the_radio(rc522: dict[str, Any]) -> None:
+    assert rc522["radio_version"] == 0x12
+
+
+def test_rc522_card_ignores_a_select_with_a_bad_crc(rc522: dict[str, Any]) -> None:
+    assert rc522["bad_crc_select"] is None

@@ -79,7 +79,8 @@ def test_heartbeats_keep_coming(
     hb = f.fields()
     assert hb["battery_mv"] == pytest.approx(3300, abs=10)
     assert hb["temp_c"] == pytest.approx(-5.0, abs=0.2)
-    assert hb["state"] == frame.EMPTY
+    assert hb["state"] & 0x03 == frame.EMPTY  # receivers mask bits 0-1: bits 4-7 are flags
+    assert hb["state"] & frame.FLAG_LOW_BATTERY  # 3300 mV is below low_battery_mv (3400)
     assert hb["uptime_s"] >= 9
 
 
@@ -96,25 +97,6 @@ async def test_transmissions_queue_for_asyncio(
     assert f.fields()["state"] == frame.OCCUPIED
     assert occ.t_monotonic > boot.t_monotonic
     assert occ.time_on_air_s() == pytest.approx(0.0515, abs=0.001)
-
-
-def test_firmware_runs_in_a_64k_board_heap(
-    emulated_node: Callable[..., Any], node_json: Callable[..., dict[str, Any]], key: bytes
-) -> None:
-    """``-X heapsize=64wk``: the heap a 64 KB board holds, scaled to this 64-bit port's word size.
-
-    It is 128 KiB here, and the emulated hardware (about 50 KB) lives in the
-    same heap, so the firmware gets less than a real 64 KB board would give it.
-    """
-    node = emulated_node(node_json(sample_ms=200, detect={"calib_samples": 2}), heapsize="64wk")
-    _verified(node.read_tx(timeout=5), key)
-    node.park()
-    occ, _ = _verified(_next_of_type(node, frame.OCCUPANCY), key, 0)
-    assert occ.fields()["state"] == frame.OCCUPIED
-    node.send_line("MEM")
-    mem = node.wait_event("mem", timeout=3)
-    assert mem is not None and mem["alloc"] + mem["free"] <= 130 * 1024
-    assert not any("MemoryError" in line for line in node.console_lines())
 
 
 def test_reboot_command_downlink_restarts_the_node(

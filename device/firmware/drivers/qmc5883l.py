@@ -57,6 +57,9 @@ _LSB_PER_UT = {2: 120, 8: 30}  # 12000 and 3000 LSB/gauss
 
 
 class QMC5883L:
+    has_temperature = True
+    name = "QMC5883L"
+
     def __init__(
         self,
         i2c: "I2C",
@@ -101,6 +104,10 @@ class QMC5883L:
         self._write(_REG_PERIOD, 0x01)  # SET/RESET period, as the datasheet recommends
         self._write(_REG_CTRL1, self._ctrl1)
         time.sleep_ms(self._period_ms + 2)
+
+    def standby(self) -> None:
+        """Standby (about 3 uA, nothing measured) until the next ``reset``."""
+        self._write(_REG_CTRL1, self._ctrl1 & 0xFC)
 
     def status(self) -> int:
         return self._read(_REG_STATUS)

@@ -116,7 +116,10 @@ class SX127x:
         sync_word: int = 0x12,
         preamble: int = 8,
         crc: bool = True,
+        cold: bool = True,
     ) -> None:
+        """``cold`` False (a wake from deep sleep): the radio kept its registers while the MCU slept;
+        reset and reconfigure only if they do not hold these settings."""
         self.spi = spi
         self.cs = cs
         self.reset_pin = reset
@@ -136,11 +139,25 @@ class SX127x:
         self.sync_word = sync_word
         self.preamble = preamble
         self.crc = crc
+        if not cold and self.read_reg(_REG_VERSION) == VERSION and self._configured():
+            return
         self.reset()
         version = self.read_reg(_REG_VERSION)
         if version != VERSION:
             raise RadioError(19, f"SX127x not found: RegVersion 0x{version:02x}, expected 0x12")
         self.configure()
+
+    def _configured(self) -> bool:
+        """The registers hold LoRa mode and this frequency, SF and bandwidth (checked after deep sleep)."""
+        frf = (self.freq_hz * (1 << 19) + _FXOSC // 2) // _FXOSC
+        return (
+            self.read_reg(_REG_OP_MODE) & _LONG_RANGE != 0
+            and self.read_reg(_REG_FRF_MSB) == (frf >> 16) & 0xFF
+            and self.read_reg(_REG_FRF_MID) == (frf >> 8) & 0xFF
+            and self.read_reg(_REG_FRF_LSB) == frf & 0xFF
+            and self.read_reg(_REG_MODEM_CONFIG2) >> 4 == self.sf
+            and self.read_reg(_REG_MODEM_CONFIG1) >> 4 == BANDWIDTHS_HZ.index(self.bw_hz)
+        )
 
     # --- register access -------------------------------------------------
 

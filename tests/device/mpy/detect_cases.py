@@ -78,13 +78,98 @@ def case_leave_returns_to_empty():
 
 def case_hysteresis_between_thresholds():
     det = calibrated(arrive_ut=12, leave_ut=6)
-    assert feed(det, 2, CAR, NEAR) == 1
-    mid = (0, 0, 90)  # 9 uT: below arrive, above leave
-    assert feed(det, 10, mid, FAR) == 0  # range says clear but the field says something is there
+    small_car = (0, 0, 140)  # 14 uT
+    assert feed(det, 2, small_car, NEAR) == 1
+    still = (0, 0, 125)  # 12.5 uT: still the car's field, whatever the range says
+    assert feed(det, 10, still, FAR) == 0
     assert det.state == detect.OCCUPIED
+    mid = (0, 0, 90)  # 9 uT: weak, closer to the car's field than to the empty bay's, but not the car's
+    assert feed(det, 2, mid, FAR) == 1  # the range has said clear for long: gone
+    det = calibrated(arrive_ut=12, leave_ut=6)
+    assert feed(det, 2, small_car, NEAR) == 1
+    assert feed(det, 3, mid, FAR) == 0  # range clear, but not yet for long
+    assert feed(det, 2, mid, FAR) == 1  # clear 2 x hold in a row and the field is not the car's: gone
     det2 = calibrated(arrive_ut=12, leave_ut=6)
-    assert feed(det2, 10, mid, NEAR) == 0  # 9 uT never calls a car
+    mid = (0, 0, 90)
+    assert feed(det2, 10, mid, FAR) == 0  # 9 uT with a clear range never calls a car
+    for _ in range(5):  # a pedestrian over the sensor for one sample at a time: 4 uT, range hit
+        assert feed(det2, 1, (0, 0, 40), NEAR) == 0
+        assert feed(det2, 1) == 0
     assert det2.state == detect.EMPTY
+    # something the ranger keeps seeing (2 x hold samples) is a vehicle whatever its field
+    assert feed(det2, 3, (0, 0, 40), NEAR) == 0
+    assert feed(det2, 1, (0, 0, 40), NEAR) == 1
+
+
+def case_high_chassis_vehicle_weak_field_and_range_hit():
+    det = calibrated(arrive_ut=12, leave_ut=6)
+    van = (30, 0, 70)  # 7.6 uT: the underbody is 65 cm up
+    assert feed(det, 2, van, 650) == 1
+    assert det.state == detect.OCCUPIED
+    assert feed(det, 2) == 1
+
+
+def case_departure_after_drift_while_parked():
+    det = calibrated(arrive_ut=12, leave_ut=6)
+    assert feed(det, 2, CAR, NEAR) == 1
+    drifted = (0, 0, 80)  # the empty bay now reads 8 uT off the baseline (hours of temperature drift)
+    assert feed(det, 2, drifted, FAR) == 1  # clear range, field fell below half the car's: gone
+    assert det.state == detect.EMPTY
+
+
+def case_tamper_range_short():
+    det = calibrated(tamper_samples=5)
+    assert feed(det, 4, (0, 0, 0), 30) == 0  # a bag on the sensor: 3 cm
+    assert det.tamper == 0
+    feed(det, 1, (0, 0, 0), 30)
+    assert det.tamper == detect.T_RANGE_SHORT
+    assert not det.ranger_trusted()
+    assert feed(det, 2, CAR, 30) == 1  # magnetometer alone while the ranger is covered
+    feed(det, 1, CAR, NEAR)  # the bag is gone: a real reading
+    assert det.tamper == 0
+
+
+def case_tamper_range_blind():
+    det = calibrated(tamper_samples=4)
+    assert feed(det, 10, CAR, FAR) == 0  # over an empty bay no echo is normal: never blind
+    assert det.tamper == 0 and det.state == detect.EMPTY
+    det = calibrated(tamper_samples=4)
+    assert feed(det, 2, CAR, NEAR) == 1  # a car, confirmed by the ranger
+    assert feed(det, 3, CAR, FAR) == 0  # then the ranger is taped over: the field says the car is there
+    assert det.tamper == 0
+    assert feed(det, 1, CAR, FAR) == 0
+    assert det.tamper == detect.T_RANGE_BLIND
+    assert det.state == detect.OCCUPIED
+    assert feed(det, 2, (0, 0, 0), FAR) == 1  # magnetometer only: it leaves
+    assert feed(det, 2, CAR, FAR) == 1  # and the next car is seen without the ranger
+    feed(det, 1, CAR, NEAR)  # an echo again: the ranger is back
+    assert det.tamper == 0
+
+
+def case_tamper_magnet_saturates():
+    det = calibrated(tamper_samples=3)
+    x, y, z = field(CAR)
+    for _ in range(2):
+        assert not det.update(x, y, z, True, FAR, True)
+    assert det.tamper == 0
+    det.update(x, y, z, True, FAR, True)
+    assert det.tamper == detect.T_MAG_SATURATED
+    assert det.state == detect.EMPTY  # saturated readings are no evidence
+    ex, ey, ez = field()
+    det.update(ex, ey, ez, True, FAR, False)
+    assert det.tamper == 0
+
+
+def case_state_survives_save_and_load():
+    det = calibrated(tamper_samples=3)
+    assert feed(det, 2, CAR, NEAR) == 1
+    buf = bytearray(detect.STATE_SIZE + 3)
+    det.save_into(buf, 3)
+    again = detect.Detector(tamper_samples=3)
+    again.load_from(buf, 3)
+    for name in ("phase", "state", "bx", "by", "bz", "cal_left", "ox", "oy", "oz", "tamper", "samples"):
+        assert getattr(again, name) == getattr(det, name), name
+    assert feed(again, 2) == 1 and again.state == detect.EMPTY
 
 
 def case_range_confirms_arrival():
@@ -148,6 +233,12 @@ CASES = [
     case_one_noisy_sample_does_not_flip,
     case_leave_returns_to_empty,
     case_hysteresis_between_thresholds,
+    case_high_chassis_vehicle_weak_field_and_range_hit,
+    case_departure_after_drift_while_parked,
+    case_tamper_range_short,
+    case_tamper_range_blind,
+    case_tamper_magnet_saturates,
+    case_state_survives_save_and_load,
     case_range_confirms_arrival,
     case_without_ranger_magnetometer_alone,
     case_drift_is_rebaselined,

@@ -9,6 +9,7 @@ import world as world_mod
 
 def setup(**world):
     w = world_mod.World(exit_on_eof=False)
+    w.open = False  # scripts steer the world themselves: no control lines on stdin
     w.mag_noise_ut = 0.0
     w.set(world)
     board = node_main._load_board()

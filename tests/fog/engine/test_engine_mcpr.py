@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import pytest
 from hypothesis import given, settings
@@ -122,9 +123,33 @@ def test_ranking_is_the_alternatives_sorted_by_utility_then_distance(offers: lis
         for z in (r.distance_score, r.price_score, r.free_spots_score):
             assert 0.0 <= z <= 1.0
     for a, b in zip(ranked, ranked[1:], strict=False):
-        assert a.utility >= b.utility
-        if a.utility == b.utility:
-            assert (a.offer.distance_m, a.offer.lot_id) <= (b.offer.distance_m, b.offer.lot_id)
+        assert a.utility >= b.utility  # the floats shown may tie where the exact values do not
+    assert [r.offer.lot_id for r in ranked] == _reference_ranking(offers, weights)
+
+
+def _reference_ranking(offers: list[LotOffer], weights: Weights) -> list[str]:
+    """ALGORITHMS.md §5 written out directly, in exact arithmetic."""
+    alts = [o for o in offers if o.free_spots >= 1]
+    if not alts:
+        return []
+
+    def exact(x: float) -> Fraction:
+        return Fraction(repr(float(x)))
+
+    def scores(values: list[Fraction], benefit: bool) -> list[Fraction]:
+        lo, hi = min(values), max(values)
+        if lo == hi:
+            return [Fraction(1)] * len(values)
+        return [((v - lo) if benefit else (hi - v)) / (hi - lo) for v in values]
+
+    w = [exact(weights.distance), exact(weights.price), exact(weights.free_spots)]
+    total = sum(w, Fraction(0))
+    zd = scores([exact(o.distance_m) for o in alts], benefit=False)
+    zp = scores([exact(o.price_per_hour) for o in alts], benefit=False)
+    zf = scores([Fraction(o.free_spots) for o in alts], benefit=True)
+    utility = [(w[0] * zd[i] + w[1] * zp[i] + w[2] * zf[i]) / total for i in range(len(alts))]
+    order = sorted(range(len(alts)), key=lambda i: (-utility[i], exact(alts[i].distance_m), alts[i].lot_id))
+    return [alts[i].lot_id for i in order]
 
 
 @settings(max_examples=100, deadline=None)
@@ -135,9 +160,17 @@ def test_scaling_the_weights_changes_nothing(offers: list[LotOffer], weights: We
 
 
 @settings(max_examples=100, deadline=None)
-@given(_offers, _weights, st.integers(0, 100))
-def test_min_max_normalisation_ignores_a_common_price_offset(offers: list[LotOffer], weights: Weights, extra: int) -> None:
-    shifted = [LotOffer(o.lot_id, o.distance_m, o.price_per_hour + extra, o.free_spots) for o in offers]
+@given(
+    st.lists(st.tuples(st.integers(0, 5000), st.integers(0, 2000), st.integers(0, 600)), max_size=8),
+    _weights,
+    st.integers(0, 100),
+)
+def test_min_max_normalisation_ignores_a_common_price_offset(
+    lots: list[tuple[int, int, int]], weights: Weights, extra: int
+) -> None:
+    # Prices in cents, so that the shifted price is written exactly (a float shift would round).
+    offers = [LotOffer(f"L{i}", float(d), cents / 100, free) for i, (d, cents, free) in enumerate(lots)]
+    shifted = [LotOffer(f"L{i}", float(d), (cents + 100 * extra) / 100, free) for i, (d, cents, free) in enumerate(lots)]
     before = [(r.offer.lot_id, r.utility) for r in rank_lots(offers, weights)]
     after = [(r.offer.lot_id, r.utility) for r in rank_lots(shifted, weights)]
     assert [i for i, _ in before] == [i for i, _ in after]
