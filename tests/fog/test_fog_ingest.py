@@ -142,3 +142,34 @@ async def test_confirmed_uplink_gets_an_ack_after_commit_and_a_replay_gets_none(
 
     await fog.wait_for(counted)
     assert fog.gateway.read_tx() == []
+
+
+async def test_serial_unplug_and_replug_degrades_then_recovers(fog) -> None:  # type: ignore[no-untyped-def]
+    fog.gateway.send_rx(_occ(fog, 1, fr.OCCUPIED))
+
+    async def occupied():  # type: ignore[no-untyped-def]
+        return (await _spot(fog, "A01"))["state"] == "occupied"
+
+    await fog.wait_for(occupied)
+    fog.gateway.unplug()  # the USB cable is pulled: the pty is gone
+
+    async def degraded():  # type: ignore[no-untyped-def]
+        status, health = await fog.get("/healthz")
+        return health if health["status"] == "degraded" and "gateway:gw0" in health["problems"] else None
+
+    health = await fog.wait_for(degraded)
+    assert health["problems"]["gateway:gw0"]  # says what is wrong
+    fog.gateway.plug()  # plugged back in (a new pty behind the same stable path)
+
+    async def recovered():  # type: ignore[no-untyped-def]
+        status, health = await fog.get("/healthz")
+        return "gateway:gw0" not in health["problems"]
+
+    await fog.wait_for(recovered, timeout=15)
+    fog.gateway.send_rx(_occ(fog, 2, fr.EMPTY))
+
+    async def empty():  # type: ignore[no-untyped-def]
+        return (await _spot(fog, "A01"))["state"] == "empty"
+
+    await fog.wait_for(empty)
+    assert fog.daemon.gateways[0].reopens >= 1
