@@ -4,7 +4,7 @@ VENV  ?= .venv
 PY    := $(VENV)/bin/python
 STAMP := $(VENV)/.fogpark-setup
 PROTO_OUT := proto/parking_pb2.py proto/parking_pb2_grpc.py
-EXTRAS ?= fog,cloud,hil,node,sim,dev
+EXTRAS ?= fog,cloud,hil,node,sim,pi,dev
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: setup proto demo test lint bench hil eval clean help

@@ -101,7 +101,7 @@ class Kit:
         return FogClient(channel, fog_id, token)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def kit() -> type[Kit]:
     return Kit
 

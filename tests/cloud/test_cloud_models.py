@@ -32,9 +32,9 @@ def _free_ratio(minute_of_day: int, weekend: bool, rng: random.Random) -> float:
 
 
 @pytest.fixture(scope="module")
-def history_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def history_file(tmp_path_factory: pytest.TempPathFactory, kit: Any) -> Path:
     """Two weeks of per-minute summaries for lot-a (capacity 50), built once per module."""
-    from conftest import Kit  # module scope cannot use the function-scoped kit fixture
+    Kit = kit  # noqa: N806 - the helper class, from a session-scoped fixture (never `import conftest`)
 
     path = tmp_path_factory.mktemp("models") / "history.db"
     rng = random.Random(7)
