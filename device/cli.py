@@ -127,6 +127,13 @@ def cmd_provision(args: argparse.Namespace) -> int:
                 "warning: spot " + repr(args.spot) + " already has node " + str(n.get("node_id")) + " in the registry",
                 file=sys.stderr,
             )
+    if args.fog:
+        # Register with the running fog first: if it refuses (spot taken, bad token), no node.json is written.
+        err = register_with_fog(args.fog, args.token or os.environ.get("FOGPARK_ADMIN_TOKEN", ""),
+                                node_id, args.spot, key_hex)
+        if err:
+            print("error: the fog refused the node: " + err, file=sys.stderr)
+            return 2
     out.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
@@ -137,7 +144,30 @@ def cmd_provision(args: argparse.Namespace) -> int:
     print("node " + str(node_id) + " spot " + args.spot + " board " + args.board + ": wrote " + str(out))
     if registry:
         print("registered in " + str(registry))
+    if args.fog:
+        print("registered with the fog at " + args.fog)
     return 0
+
+
+def register_with_fog(url: str, token: str, node_id: int, spot: str, key_hex: str) -> str:
+    """POST the node to the fog's registry API; '' on success, else the fog's reason."""
+    import urllib.error
+    import urllib.request
+
+    body = json.dumps({"node_id": node_id, "spot": spot, "key": key_hex}).encode()
+    req = urllib.request.Request(url.rstrip("/") + "/v1/nodes", data=body, method="POST",
+                                 headers={"Content-Type": "application/json", "Authorization": "Bearer " + token})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return "" if resp.status == 201 else "HTTP " + str(resp.status)
+    except urllib.error.HTTPError as e:
+        try:
+            detail = json.loads(e.read().decode())
+            return str(detail.get("error")) + " (" + str(detail.get("where")) + ")"
+        except ValueError:
+            return "HTTP " + str(e.code)
+    except (urllib.error.URLError, OSError) as e:
+        return "cannot reach " + url + ": " + str(e)
 
 
 def cmd_airtime(args: argparse.Namespace) -> int:
@@ -416,6 +446,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--out", default="node.json", help="where to write node.json (default: %(default)s)")
     pr.add_argument("--registry", help="nodes.toml to append the node to (created if missing)")
     pr.add_argument("--force", action="store_true", help="overwrite an existing --out file")
+    pr.add_argument("--fog", metavar="URL", help="register the node with a running fog's API (e.g. http://fog:8080)")
+    pr.add_argument("--token", help="the fog's admin token (default: $FOGPARK_ADMIN_TOKEN)")
     pr.set_defaults(func=cmd_provision)
 
     at = sub.add_parser(

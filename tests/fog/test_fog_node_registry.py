@@ -88,3 +88,33 @@ async def test_register_use_restart_and_retire(tmp_path: Path) -> None:
         await asyncio.wait_for(task, 10)
         gw.close()
     assert "0x0BADCAFE" not in (tmp_path / "demo-nodes.toml").read_text()
+
+
+async def test_installer_provisions_a_node_straight_into_the_fog(tmp_path: Path) -> None:
+    import json
+
+    from device.cli import main as node_main
+
+    for name in ("demo-fog.toml", "demo-lot.toml", "demo-nodes.toml"):
+        shutil.copy(EXAMPLES / name, tmp_path / name)
+    gw = PtyGateway(tmp_path / "tty")
+    daemon, task, url = await _start(tmp_path, gw)
+    try:
+        argv = ["provision", "--board", "unix_emulated", "--spot", "B11", "--out", str(tmp_path / "node.json"),
+                "--fog", url, "--token", "demo-admin"]
+        assert await asyncio.to_thread(node_main, argv) == 2  # B11 is watched: refused, nothing written
+        assert not (tmp_path / "node.json").exists()
+        async with aiohttp.ClientSession() as s, s.delete(
+                f"{url}/v1/nodes/0x00D3010B", headers={"Authorization": "Bearer demo-admin"}) as r:
+            assert r.status == 200
+        assert await asyncio.to_thread(node_main, argv) == 0
+        node = json.loads((tmp_path / "node.json").read_text())
+        entry = daemon.cfg.nodes[node["node_id"]]
+        assert entry.spot == "B11" and entry.key.hex() == node["key"]
+        assert node["node_id"] in {int(line.split("=")[1], 16) for line in
+                                   (tmp_path / "demo-nodes.toml").read_text().splitlines()
+                                   if line.startswith("node_id")}
+    finally:
+        daemon.stop_event.set()
+        await asyncio.wait_for(task, 10)
+        gw.close()
