@@ -20,7 +20,7 @@ from fog import records
 from fog.admission import Accepted, Duplicate, FrameAdmission, Reception, Refused
 from fog.config import FogConfig
 from fog.disk_guard import DiskGuard
-from fog.downlink import DownlinkCounter, ack_frame, wants_ack
+from fog.downlink import ack_frame, wants_ack
 from fog.engine.lot_stats import mean_inter_arrival
 from fog.lot_engine import LotEngine
 from fog.lot_state import LotState
@@ -54,8 +54,7 @@ class CycleEngine:
         self.max_queue = 200_000
         # Downlinks go out only after the commit that made their frames durable.
         self.send_downlink: Callable[[Reception, bytes], None] | None = None
-        self.downlink_counter = DownlinkCounter()
-        self._acks: list[Accepted] = []
+        self._acks: list[tuple[Accepted, int]] = []
         self.disk = DiskGuard(cfg.disk, cfg.data_dir, store)
         self._disk_due = 0.0
         self._summary_due_ms = 0
@@ -71,6 +70,7 @@ class CycleEngine:
         self.state = LotState(self.cfg.lot, {n.node_id: n.spot for n in self.cfg.nodes.values()})
         self.state.restore(self.store.load_spots())
         self.refusals = self.store.load_refusals()
+        self.down_counters = self.store.load_down_counters()
         self.alerts = self.store.load_alerts()
         self.lot_engine = LotEngine(self.cfg, self.store, self.state, self.alerts, self.metrics,
                                     previous=getattr(self, "lot_engine", None))
@@ -128,8 +128,8 @@ class CycleEngine:
                 except Exception:  # noqa: BLE001 - a transport's ack failing must not stop the cycle
                     log.exception("transport acknowledgement failed")
         if self._acks and self.send_downlink is not None:
-            for v in self._acks:
-                self.send_downlink(v.rx, ack_frame(v, self.downlink_counter))
+            for v, down_fcnt in self._acks:
+                self.send_downlink(v.rx, ack_frame(v, down_fcnt))
         self._acks.clear()
         for rx in taken:
             self.metrics.frames_received.labels(rx.gateway).inc()
@@ -185,7 +185,9 @@ class CycleEngine:
         rx, node, f = v.rx, v.node, v.fields
         w.counters[node.node_id] = self.admission.counters[node.node_id]
         if wants_ack(v):
-            self._acks.append(v)
+            down = self.down_counters.get(node.node_id, -1) + 1
+            self.down_counters[node.node_id] = w.down_counters[node.node_id] = down
+            self._acks.append((v, down))
         spot = self.state.spots[node.spot]
         spot.rssi_dbm, spot.snr_db = rx.rssi_dbm, rx.snr_db
         spot.last_seen_ms = rx.received_ms
@@ -208,9 +210,18 @@ class CycleEngine:
                 spot.tamper = 1
                 self._raise_alert(w, "tamper", node.node_id, node.spot, rx.received_ms, event["detail"])
             elif f["code"] == fr.DIAG_TAMPER_CLEARED:
-                spot.tamper = 0
+                self._clear_tamper(w, node.node_id, spot, rx.received_ms)
         elif v.msg_type == fr.CHECKIN:
             event["detail"] = f["uid"].hex()
+        if v.msg_type in (fr.OCCUPANCY, fr.HEARTBEAT):
+            # Every state report carries the tamper flag: a lost diagnostic frame is made up for by the
+            # next heartbeat, and a report without the flag clears the alert.
+            flags = f["flags"] if v.msg_type == fr.OCCUPANCY else f["state"] & 0xF0
+            if flags & fr.FLAG_TAMPER and not spot.tamper:
+                spot.tamper = 1
+                self._raise_alert(w, "tamper", node.node_id, node.spot, rx.received_ms, "tamper flag set")
+            elif not flags & fr.FLAG_TAMPER and spot.tamper:
+                self._clear_tamper(w, node.node_id, spot, rx.received_ms)
         w.events.append(event)
         w.spots[node.spot] = spot.row()
         self.lot_engine.on_frame(node.node_id, spot, v.msg_type, f, rx.received_ms, w)
@@ -251,6 +262,15 @@ class CycleEngine:
                 row = dict(row, cleared_ms=now_ms, last_seen_ms=now_ms)
                 self.alerts[alert_id] = w.alerts[alert_id] = row
                 w.outbox.append((*records.alert(self.cfg.lot.id, row), now_ms))
+
+    def _clear_tamper(self, w: CycleWrite, node_id: int, spot: Any, at_ms: int) -> None:
+        spot.tamper = 0
+        alert_id = f"tamper:{node_id:08x}"
+        row = self.alerts.get(alert_id)
+        if row and not row["cleared_ms"]:
+            row = dict(row, cleared_ms=at_ms, last_seen_ms=at_ms)
+            self.alerts[alert_id] = w.alerts[alert_id] = row
+            w.outbox.append((*records.alert(self.cfg.lot.id, row), at_ms))
 
     def _maybe_summarise(self, now_ms: int, w: CycleWrite) -> None:
         cloud = self.cfg.cloud

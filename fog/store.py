@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlite_utils
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _migrate_1(db: sqlite_utils.Database) -> None:
@@ -97,7 +97,12 @@ _SPOT_UPSERT = (
     "ON CONFLICT(spot_id) DO UPDATE SET " + ", ".join(f"{c}=excluded.{c}" for c in SPOT_COLUMNS[1:])
 )
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migrate_1, _migrate_2]
+def _migrate_3(db: sqlite_utils.Database) -> None:
+    """Per-node downlink counter: it starts at 0 and only moves forward, as the node expects."""
+    db.execute("ALTER TABLE node_counters ADD COLUMN last_down_fcnt INTEGER NOT NULL DEFAULT -1")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_migrate_1, _migrate_2, _migrate_3]
 _RESERVATION_COLUMNS = (
     "reservation_id", "kind", "plan", "status", "spot_id", "zone", "client", "card_uid", "plate", "entrance",
     "start_ms", "end_ms", "hours", "price_per_hour", "price_total", "late_charge", "extension_hours",
@@ -111,6 +116,7 @@ class CycleWrite:
     """What one cycle changes; written in one transaction by commit_cycle."""
 
     counters: dict[int, tuple[int, bytes, int]] = field(default_factory=dict)
+    down_counters: dict[int, int] = field(default_factory=dict)  # node -> last downlink counter used
     events: list[dict[str, Any]] = field(default_factory=list)
     spots: dict[str, dict[str, Any]] = field(default_factory=dict)
     outbox: list[tuple[str, bytes, int]] = field(default_factory=list)
@@ -175,6 +181,9 @@ class FogStore:
         rows = self.db.execute("SELECT node_id, last_fcnt, last_raw, last_at_ms FROM node_counters")
         return {r[0]: (r[1], bytes(r[2] or b""), r[3]) for r in rows}
 
+    def load_down_counters(self) -> dict[int, int]:
+        return {r[0]: r[1] for r in self.db.execute("SELECT node_id, last_down_fcnt FROM node_counters")}
+
     def load_spots(self) -> dict[str, dict[str, Any]]:
         return {r["spot_id"]: r for r in self.db["spots"].rows}
 
@@ -229,12 +238,16 @@ class FogStore:
         with self._transaction():
             if w.counters:
                 conn.executemany(
-                    "INSERT INTO node_counters VALUES (?,?,?,?) ON CONFLICT(node_id) DO UPDATE SET "
+                    "INSERT INTO node_counters (node_id, last_fcnt, last_raw, last_at_ms) VALUES (?,?,?,?) "
+                    "ON CONFLICT(node_id) DO UPDATE SET "
                     "last_fcnt=excluded.last_fcnt, last_raw=excluded.last_raw, last_at_ms=excluded.last_at_ms",
                     [(n, c[0], c[1], c[2]) for n, c in w.counters.items()],
                 )
             # Plain executemany over fixed columns: the hot path of ingest (sqlite-utils' insert_all
             # and upsert re-read the schema on every call, several statements per frame).
+            if w.down_counters:
+                conn.executemany("UPDATE node_counters SET last_down_fcnt=? WHERE node_id=?",
+                                 [(c, n) for n, c in w.down_counters.items()])
             if w.events:
                 conn.executemany(_EVENT_INSERT, [tuple(e.get(c) for c in EVENT_COLUMNS) for e in w.events])
             if w.spots:

@@ -68,6 +68,7 @@ class Stack:
     fog_wrapper: list[str] = field(default_factory=list)  # argv prefix for the fog, e.g. ["faketime", ...]
     fog_env: dict[str, str] = field(default_factory=dict)  # extra environment for the fog only
     hardware: dict[str, str] = field(default_factory=dict)  # spot -> serial port of a real board (hil/BENCH.md)
+    channels_hz: tuple[int, ...] = ()  # uplink channels dealt round-robin to nodes (default: the node's own)
 
     def __post_init__(self) -> None:
         self.workdir = Path(self.workdir)
@@ -172,6 +173,9 @@ class Stack:
             await asyncio.sleep(random.uniform(0.0, 0.1))  # installers do not power every bay in one instant
             entry = by_spot[spot]
             settings = {**node_json(entry), **self.node_settings}
+            if self.channels_hz:  # as a site spreads its nodes over the region's channels
+                freq = self.channels_hz[len(self.nodes) % len(self.channels_hz)]
+                settings["radio"] = {**dict(settings.get("radio") or {}), "freq_hz": freq}
             if spot in self.hardware:
                 from hil.hardware import HardwareNode
 
@@ -199,7 +203,9 @@ class Stack:
                     continue
                 node = self.nodes.get(spot_of.get(int.from_bytes(radio[1:5], "little"), ""))
                 if node is not None and node.running:
-                    node.inject_downlink(radio, freq_hz=pkt["freq_hz"], sf=pkt["sf"])
+                    # With several uplink channels the gateway answers on the one the node used (RX1).
+                    freq = None if self.channels_hz else pkt["freq_hz"]
+                    node.inject_downlink(radio, freq_hz=freq, sf=pkt["sf"])
                     self.downlinks += 1
 
     async def _pump(self, spot: str, node: EmulatedNode) -> None:
@@ -209,8 +215,11 @@ class Stack:
         loop = asyncio.get_running_loop()
         while True:
             tx = await queue.get()
-            air = self.channel.transmit(spot, tx.payload, tx.freq_hz, tx.sf, tx.bw_hz, tx.cr, tx.power_dbm,
-                                        loop.time())
+            # On air from when the node's process said so (the reader thread's monotonic stamp, the
+            # loop's clock too), not from when this task got round to it: a busy bench must not
+            # bunch transmissions up into collisions that never happened.
+            start = min(tx.t_monotonic, loop.time()) if tx.t_monotonic else loop.time()
+            air = self.channel.transmit(spot, tx.payload, tx.freq_hz, tx.sf, tx.bw_hz, tx.cr, tx.power_dbm, start)
             loop.call_at(air.end_s, self.channel.finish, air)
 
     # --- whole stack ------------------------------------------------------------------

@@ -115,10 +115,6 @@ async def test_bad_query_is_400(fog) -> None:  # type: ignore[no-untyped-def]
 
 
 async def test_confirmed_uplink_gets_an_ack_after_commit_and_a_replay_gets_none(fog) -> None:  # type: ignore[no-untyped-def]
-    import time
-
-    from fog.downlink import EPOCH_2020
-
     key = _key(fog, NODE_A01)
     payload = fr.occupancy_payload(fr.OCCUPIED, fr.FLAG_ACK_REQUESTED, 30, 40, 25)
     uplink = fr.encode_frame(fr.OCCUPANCY, NODE_A01, 9, payload, key)
@@ -132,8 +128,16 @@ async def test_confirmed_uplink_gets_an_ack_after_commit_and_a_replay_gets_none(
     down = fr.parse_frame(pkt["frame"])
     assert down.msg_type == fr.ACK and down.node_id == NODE_A01
     assert down.fields()["acked_fcnt16"] == 9
-    now = int(time.time()) - EPOCH_2020
-    assert any(down.verify(key, c) for c in range(now - 5, now + 5))  # downlink MIC, dir=1
+    # The node's first downlink: counter 0, which a node that heard none can reconstruct from 16 bits.
+    assert down.fcnt16 == 0 and down.verify(key, fr.reconstruct_fcnt(down.fcnt16, -1))
+    fog.gateway.send_rx(fr.encode_frame(fr.OCCUPANCY, NODE_A01, 10, payload, key))
+
+    async def second():  # type: ignore[no-untyped-def]
+        return fog.gateway.read_tx()
+
+    (pkt2,) = await fog.wait_for(second)
+    down2 = fr.parse_frame(pkt2["frame"])
+    assert down2.verify(key, fr.reconstruct_fcnt(down2.fcnt16, 0)) and down2.fcnt16 == 1
     fog.gateway.send_rx(uplink)  # the same frame again, later: a replay or duplicate, never re-acked
 
     async def counted():  # type: ignore[no-untyped-def]
@@ -173,3 +177,25 @@ async def test_serial_unplug_and_replug_degrades_then_recovers(fog) -> None:  # 
 
     await fog.wait_for(empty)
     assert fog.daemon.gateways[0].reopens >= 1
+
+
+async def test_tamper_flag_in_heartbeats_raises_and_clears_the_alert(fog) -> None:  # type: ignore[no-untyped-def]
+    key = _key(fog, NODE_A01)
+    tampered = fr.heartbeat_payload(3600, 20.0, 10, None, None, fr.EMPTY | fr.FLAG_TAMPER, 0)
+    fog.gateway.send_rx(fr.encode_frame(fr.HEARTBEAT, NODE_A01, 1, tampered, key))
+
+    async def alert():  # type: ignore[no-untyped-def]
+        _, alerts = await fog.get("/v1/lots/demo/alerts")
+        return [a for a in alerts if a["kind"] == "tamper"]
+
+    (raised,) = await fog.wait_for(alert)
+    assert raised["cleared_ms"] == 0 and (await _spot(fog, "A01"))["tamper"] is True
+    clean = fr.heartbeat_payload(3600, 20.0, 20, None, None, fr.EMPTY, 0)
+    fog.gateway.send_rx(fr.encode_frame(fr.HEARTBEAT, NODE_A01, 2, clean, key))
+
+    async def cleared():  # type: ignore[no-untyped-def]
+        found = await alert()
+        return found if found and found[0]["cleared_ms"] else None
+
+    await fog.wait_for(cleared)
+    assert (await _spot(fog, "A01"))["tamper"] is False
