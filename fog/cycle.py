@@ -55,6 +55,7 @@ class CycleEngine:
         # Downlinks go out only after the commit that made their frames durable.
         self.send_downlink: Callable[[Reception, bytes], None] | None = None
         self._acks: list[tuple[Accepted, int]] = []
+        self._children: dict[tuple[int, str], Any] = {}
         self.disk = DiskGuard(cfg.disk, cfg.data_dir, store)
         self._disk_due = 0.0
         self._summary_due_ms = 0
@@ -132,7 +133,7 @@ class CycleEngine:
                 self.send_downlink(v.rx, ack_frame(v, down_fcnt))
         self._acks.clear()
         for rx in taken:
-            self.metrics.frames_received.labels(rx.gateway).inc()
+            self._labelled(self.metrics.frames_received, rx.gateway).inc()
         for reason, n in w.refusals.items():
             self.refusals[reason] = self.refusals.get(reason, 0) + n
             self.metrics.frames_refused.labels(reason).inc(n)
@@ -181,7 +182,7 @@ class CycleEngine:
             w.outbox.append((*records.alert(self.cfg.lot.id, row), at_ms))
 
     def _accept(self, v: Accepted, w: CycleWrite, changes: list[dict[str, Any]]) -> None:
-        self.metrics.frames_accepted.labels(fr.TYPE_NAMES[v.msg_type]).inc()
+        self._labelled(self.metrics.frames_accepted, fr.TYPE_NAMES[v.msg_type]).inc()
         rx, node, f = v.rx, v.node, v.fields
         w.counters[node.node_id] = self.admission.counters[node.node_id]
         if wants_ack(v):
@@ -262,6 +263,14 @@ class CycleEngine:
                 row = dict(row, cleared_ms=now_ms, last_seen_ms=now_ms)
                 self.alerts[alert_id] = w.alerts[alert_id] = row
                 w.outbox.append((*records.alert(self.cfg.lot.id, row), now_ms))
+
+    def _labelled(self, metric: Any, label: str) -> Any:
+        """A metric's child for one label, looked up once (``labels()`` per frame is measurable)."""
+        key = (id(metric), label)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(label)
+        return child
 
     def _clear_tamper(self, w: CycleWrite, node_id: int, spot: Any, at_ms: int) -> None:
         spot.tamper = 0

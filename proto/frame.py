@@ -158,13 +158,26 @@ def _dbl(block: bytes | bytearray) -> bytearray:
     return out
 
 
+_subkey_cache = {}  # type: dict
+
+
+def _subkeys(key: bytes, enc: "Callable[[bytes], bytes]") -> tuple:
+    """CMAC subkeys K1, K2 of a key, kept (a node has one key; a fog a few thousand)."""
+    sk = _subkey_cache.get(key)
+    if sk is None:
+        k1 = _dbl(enc(bytes(16)))
+        if len(_subkey_cache) >= 4096:
+            _subkey_cache.clear()
+        sk = _subkey_cache[key] = (k1, _dbl(k1))
+    return sk
+
+
 def aes_cmac(key: bytes, msg: bytes) -> bytes:
     """AES-128-CMAC of ``msg`` under the 16-byte ``key`` (RFC 4493), 16 bytes."""
     if len(key) != 16:
         raise FrameError("bad_key", "AES-128 key must be 16 bytes, got " + str(len(key)))
     enc = _aes_encryptor(key)
-    k1 = _dbl(enc(bytes(16)))
-    k2 = _dbl(k1)
+    k1, k2 = _subkeys(bytes(key), enc)
     n = (len(msg) + 15) // 16
     if n == 0:
         n = 1
