@@ -18,6 +18,7 @@ from typing import Any
 
 from fog import records
 from fog.admission import Accepted, Duplicate, FrameAdmission, Reception, Refused
+from fog.alert_rules import AlertBook
 from fog.config import FogConfig
 from fog.disk_guard import DiskGuard
 from fog.downlink import ack_frame, wants_ack
@@ -73,6 +74,7 @@ class CycleEngine:
         self.refusals = self.store.load_refusals()
         self.down_counters = self.store.load_down_counters()
         self.alerts = self.store.load_alerts()
+        self.alert_book = AlertBook(self.cfg.lot.id, self.alerts)  # the same raise/clear the lot engine uses
         self.lot_engine = LotEngine(self.cfg, self.store, self.state, self.alerts, self.metrics,
                                     previous=getattr(self, "lot_engine", None))
         self._last_arrivals = self._last_departures = 0  # the rebuilt LotState counts from zero
@@ -168,18 +170,9 @@ class CycleEngine:
 
     def _raise_alert(self, w: CycleWrite, kind: str, node_id: int, spot: str | None, at_ms: int,
                      detail: str) -> None:
-        alert_id = f"{kind}:{node_id:08x}"
-        row = self.alerts.get(alert_id)
-        new = row is None or row["cleared_ms"]
-        if new:
-            row = {"alert_id": alert_id, "kind": kind, "node_id": node_id, "spot_id": spot,
-                   "first_seen_ms": at_ms, "cleared_ms": 0, "count": 0}
-        assert row is not None
-        row = dict(row, last_seen_ms=at_ms, count=row["count"] + 1, detail=detail)
-        self.alerts[alert_id] = row
-        w.alerts[alert_id] = row
-        if new:  # raised once, not per frame; the cloud hears of it once
-            w.outbox.append((*records.alert(self.cfg.lot.id, row), at_ms))
+        # Raised once, not per frame (the cloud hears of it once); later frames touch last_seen.
+        self.alert_book.raise_alert(w, f"{kind}:{node_id:08x}", kind, at_ms, node_id=node_id, spot=spot,
+                                    detail=detail)
 
     def _accept(self, v: Accepted, w: CycleWrite, changes: list[dict[str, Any]]) -> None:
         self._labelled(self.metrics.frames_accepted, fr.TYPE_NAMES[v.msg_type]).inc()
@@ -252,17 +245,12 @@ class CycleEngine:
             reason = self.disk.check(now_ms)
         except Exception as err:  # noqa: BLE001 - a failing check is itself a disk problem
             reason = f"disk check failed: {err}"
-        alert_id = "disk_pressure:00000000"
         if reason:
             self.degraded["disk"] = reason
             self._raise_alert(w, "disk_pressure", 0, None, now_ms, reason)
         else:
             self.degraded.pop("disk", None)
-            row = self.alerts.get(alert_id)
-            if row and not row["cleared_ms"]:
-                row = dict(row, cleared_ms=now_ms, last_seen_ms=now_ms)
-                self.alerts[alert_id] = w.alerts[alert_id] = row
-                w.outbox.append((*records.alert(self.cfg.lot.id, row), now_ms))
+            self.alert_book.clear(w, "disk_pressure:00000000", now_ms)
 
     def _labelled(self, metric: Any, label: str) -> Any:
         """A metric's child for one label, looked up once (``labels()`` per frame is measurable)."""
@@ -274,12 +262,7 @@ class CycleEngine:
 
     def _clear_tamper(self, w: CycleWrite, node_id: int, spot: Any, at_ms: int) -> None:
         spot.tamper = 0
-        alert_id = f"tamper:{node_id:08x}"
-        row = self.alerts.get(alert_id)
-        if row and not row["cleared_ms"]:
-            row = dict(row, cleared_ms=at_ms, last_seen_ms=at_ms)
-            self.alerts[alert_id] = w.alerts[alert_id] = row
-            w.outbox.append((*records.alert(self.cfg.lot.id, row), at_ms))
+        self.alert_book.clear(w, f"tamper:{node_id:08x}", at_ms)
 
     def _maybe_summarise(self, now_ms: int, w: CycleWrite) -> None:
         cloud = self.cfg.cloud
