@@ -7,12 +7,12 @@ with a JSON body ``{"error": ..., "where": ...}`` and change nothing.
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
 from fog import api_engine, node_registry
+from fog.http_errors import http_error
 
 if TYPE_CHECKING:
     from fog.daemon import FogDaemon
@@ -30,8 +30,7 @@ def _lot(request: web.Request) -> FogDaemon:
     daemon = request.app[DAEMON]
     lot = request.match_info.get("lot")
     if lot is not None and lot != daemon.cfg.lot.id:
-        raise web.HTTPNotFound(text=json.dumps({"error": f"unknown lot {lot!r}", "where": "path.lot"}),
-                               content_type="application/json")
+        raise http_error(404, f"unknown lot {lot!r}", "path.lot")
     return daemon
 
 
@@ -42,13 +41,9 @@ def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) 
     try:
         value = int(raw)
     except ValueError:
-        raise web.HTTPBadRequest(text=json.dumps({"error": f"{name} must be an integer, got {raw!r}",
-                                                  "where": f"query.{name}"}),
-                                 content_type="application/json") from None
+        raise http_error(400, f"{name} must be an integer, got {raw!r}", f"query.{name}") from None
     if not lo <= value <= hi:
-        raise web.HTTPBadRequest(text=json.dumps({"error": f"{name} must be in {lo}..{hi}",
-                                                  "where": f"query.{name}"}),
-                                 content_type="application/json")
+        raise http_error(400, f"{name} must be in {lo}..{hi}", f"query.{name}")
     return value
 
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from aiohttp import web
 
+from fog.http_errors import http_error
 from fog.lot_engine import LotEngine, Outcome, engine_metrics
 
 if TYPE_CHECKING:
@@ -35,8 +36,6 @@ if TYPE_CHECKING:
 
 DAEMON: web.AppKey[FogDaemon] = web.AppKey("engine_daemon")
 ANSWER_TIMEOUT_S = 10.0
-_HTTP = {400: web.HTTPBadRequest, 401: web.HTTPUnauthorized, 404: web.HTTPNotFound, 409: web.HTTPConflict,
-         422: web.HTTPUnprocessableEntity, 500: web.HTTPInternalServerError, 503: web.HTTPServiceUnavailable}
 _HEX = re.compile(r"^[0-9a-fA-F]+$")
 _PLATE = re.compile(r"^[A-Z0-9-]{1,16}$")
 
@@ -67,8 +66,7 @@ def refuse(request: web.Request, status: int, error: str, where: str, reason: st
     """Count and raise a JSON 4xx (the app's middleware counts it by status in /v1/stats)."""
     route = request.match_info.route.resource.canonical if request.match_info.route.resource else request.path
     engine_metrics(request.app[DAEMON].metrics).refuse(route, reason)
-    raise _HTTP.get(status, web.HTTPBadRequest)(text=json.dumps({"error": error, "where": where}),
-                                                content_type="application/json")
+    raise http_error(status, error, where)
 
 
 def _engine(request: web.Request) -> LotEngine:

@@ -10,7 +10,6 @@ returned by the API. Admin calls need ``Authorization: Bearer <[api].admin_token
 from __future__ import annotations
 
 import hmac
-import json
 import os
 import re
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from fog.config import NodeEntry
+from fog.http_errors import http_error
 
 if TYPE_CHECKING:
     from fog.daemon import FogDaemon
@@ -42,19 +42,13 @@ def write_registry(path: Path, nodes: dict[int, NodeEntry]) -> None:
     tmp.replace(path)
 
 
-def _error(status: int, error: str, where: str) -> web.HTTPException:
-    cls = {400: web.HTTPBadRequest, 401: web.HTTPUnauthorized, 404: web.HTTPNotFound, 409: web.HTTPConflict,
-           503: web.HTTPServiceUnavailable}[status]
-    return cls(text=json.dumps({"error": error, "where": where}), content_type="application/json")
-
-
 def _admin(request: web.Request) -> FogDaemon:
     daemon = request.app[NODES_DAEMON]
     given = request.headers.get("Authorization", "")
     if not hmac.compare_digest(given.encode(), f"Bearer {daemon.cfg.admin_token}".encode()):
-        raise _error(401, "an admin token is required (Authorization: Bearer ...)", "header.Authorization")
+        raise http_error(401, "an admin token is required (Authorization: Bearer ...)", "header.Authorization")
     if daemon.cfg.nodes_file is None:
-        raise _error(503, "this fog has no node registry file ([fog].nodes)", "config.fog.nodes")
+        raise http_error(503, "this fog has no node registry file ([fog].nodes)", "config.fog.nodes")
     return daemon
 
 
@@ -74,22 +68,22 @@ async def register_node(request: web.Request) -> web.Response:
     try:
         body = await request.json()
     except (ValueError, UnicodeDecodeError):
-        raise _error(400, "the body is not JSON", "body") from None
+        raise http_error(400, "the body is not JSON", "body") from None
     if not isinstance(body, dict):
-        raise _error(400, "the body must be a JSON object", "body")
+        raise http_error(400, "the body must be a JSON object", "body")
     node_id, spot, key = body.get("node_id"), body.get("spot"), body.get("key")
     if isinstance(node_id, bool) or not isinstance(node_id, int) or not 1 <= node_id <= 0xFFFFFFFF:
-        raise _error(400, "node_id must be an integer 1..2^32-1", "body.node_id")
+        raise http_error(400, "node_id must be an integer 1..2^32-1", "body.node_id")
     if not isinstance(spot, str) or spot not in daemon.engine.state.spots:
-        raise _error(400, f"spot {spot!r} is not a spot of lot {daemon.cfg.lot.id!r}", "body.spot")
+        raise http_error(400, f"spot {spot!r} is not a spot of lot {daemon.cfg.lot.id!r}", "body.spot")
     if not isinstance(key, str) or not _KEY.match(key):
-        raise _error(400, "key must be 32 hexadecimal characters (AES-128)", "body.key")
+        raise http_error(400, "key must be 32 hexadecimal characters (AES-128)", "body.key")
     nodes = daemon.cfg.nodes
     if node_id in nodes:
-        raise _error(409, f"node {node_id:#010x} is already registered (retire it first)", "body.node_id")
+        raise http_error(409, f"node {node_id:#010x} is already registered (retire it first)", "body.node_id")
     holder = next((n for n in nodes.values() if n.spot == spot), None)
     if holder is not None:
-        raise _error(409, f"spot {spot} is watched by node {holder.node_id:#010x} (retire it first)", "body.spot")
+        raise http_error(409, f"spot {spot} is watched by node {holder.node_id:#010x} (retire it first)", "body.spot")
     entry = NodeEntry(node_id, spot, bytes.fromhex(key))
     assert daemon.cfg.nodes_file is not None
     write_registry(daemon.cfg.nodes_file, {**nodes, node_id: entry})  # durable before it counts
@@ -104,11 +98,11 @@ async def retire_node(request: web.Request) -> web.Response:
     try:
         node_id = int(raw, 0)
     except ValueError:
-        raise _error(400, f"node id {raw!r} is not a number (decimal or 0x hex)", "path.node_id") from None
+        raise http_error(400, f"node id {raw!r} is not a number (decimal or 0x hex)", "path.node_id") from None
     nodes = daemon.cfg.nodes
     entry = nodes.get(node_id)
     if entry is None:
-        raise _error(404, f"node {node_id:#010x} is not registered", "path.node_id")
+        raise http_error(404, f"node {node_id:#010x} is not registered", "path.node_id")
     remaining = {k: v for k, v in nodes.items() if k != node_id}
     assert daemon.cfg.nodes_file is not None
     write_registry(daemon.cfg.nodes_file, remaining)
