@@ -1,6 +1,10 @@
 """The fog's local HTTP API (aiohttp): what the lot's displays, apps and operators read.
 
-Every read is of committed state (see fog/cycle.py). Bad requests get a 4xx
+Every read is of committed state: a GET waits (up to ``SETTLE_S``) until no
+cycle's commit is in flight, then reads in that same step of the loop, so no
+cycle can apply anything in between (see fog/cycle.py and
+fog/store_writer.py). If the disk is so far behind that it cannot, the
+answer says so in ``X-FogPark-Pending-Commits``. Bad requests get a 4xx
 with a JSON body ``{"error": ..., "where": ...}`` and change nothing.
 """
 
@@ -18,6 +22,7 @@ if TYPE_CHECKING:
     from fog.daemon import FogDaemon
 
 MAX_BODY = 64 * 1024
+SETTLE_S = 0.05  # a commit takes ~1-5 ms; longer means the disk is struggling: answer anyway, and say so
 DAEMON: web.AppKey[FogDaemon] = web.AppKey("daemon")
 SOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("sockets")
 
@@ -98,6 +103,7 @@ async def stream(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=30)
     await ws.prepare(request)
     request.app[SOCKETS].add(ws)
+    await request.app[DAEMON].engine.settled(SETTLE_S)
     await ws.send_json({"type": "hello", **request.app[DAEMON].engine.state.summary()})
     try:
         async for msg in ws:
@@ -118,6 +124,20 @@ def broadcast(app: web.Application, changes: list[dict[str, Any]]) -> None:
 
 
 @web.middleware
+async def committed_reads(request: web.Request, handler: Any) -> web.StreamResponse:
+    """GETs read once nothing applied is still uncommitted (handlers read before their first await)."""
+    if request.method != "GET":
+        return await handler(request)
+    engine = request.app[DAEMON].engine
+    if await engine.settled(SETTLE_S):
+        return await handler(request)
+    pending = len(engine.inflight)
+    response = await handler(request)
+    response.headers["X-FogPark-Pending-Commits"] = str(pending)
+    return response
+
+
+@web.middleware
 async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     try:
         return await handler(request)
@@ -130,7 +150,7 @@ async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
 
 
 def make_app(daemon: FogDaemon) -> web.Application:
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[json_errors])
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[json_errors, committed_reads])
     app[DAEMON] = daemon
     app[SOCKETS] = set()
     app.router.add_get("/v1/lots", lots)

@@ -1,10 +1,16 @@
-"""The fog's fixed-rate cycle: drain ingest, admit, apply, commit — every period.
+"""The fog's fixed-rate cycle: drain ingest, admit, apply, hand to the writer — every period.
 
 Ingest threads only append to a deque; everything else happens here, on the
-event loop's thread, so the API never sees a change before it is committed
-(the cycle does not await between applying and committing). A failed commit
-(disk full, I/O error) rolls the in-memory state back to the store's and puts
-the frames back at the head of the queue: nothing is half-applied.
+event loop's thread. Each cycle's changes become a ``Batch`` for the store
+writer (fog/store_writer.py), which commits off the cycle; what a cycle
+acknowledges — transport acks, ACK downlinks, answers to API write requests,
+WebSocket/MQTT pushes, frame counters — goes out only when its batch is
+durable. The API reads state only when no commit is in flight
+(``settled``), so it never shows what a crash could take back.
+
+A failed commit (disk full, I/O error) fails its batch and every later one
+in flight; the cycle puts all their frames and requests back at the head of
+the queues and rebuilds its state from the store: nothing is half-applied.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from fog.lot_engine import LotEngine
 from fog.lot_state import LotState
 from fog.metrics import FogMetrics
 from fog.store import CycleWrite, FogStore
+from fog.store_writer import Batch, InlineWriter, ThreadWriter
 from proto import frame as fr
 
 log = logging.getLogger("fogpark.fog.cycle")
@@ -42,7 +49,8 @@ def wall_ms() -> int:
 class CycleEngine:
     """Owns the lot state, the admission counters and the write path."""
 
-    def __init__(self, cfg: FogConfig, store: FogStore, metrics: FogMetrics, max_frames_per_cycle: int = 5000):
+    def __init__(self, cfg: FogConfig, store: FogStore, metrics: FogMetrics, max_frames_per_cycle: int = 5000,
+                 max_inflight: int = 4):
         self.cfg = cfg
         self.store = store
         self.metrics = metrics
@@ -56,6 +64,13 @@ class CycleEngine:
         # Downlinks go out only after the commit that made their frames durable.
         self.send_downlink: Callable[[Reception, bytes], None] | None = None
         self._acks: list[tuple[Accepted, int]] = []
+        # Commits: inline until the daemon starts a writer thread (tools and tests step the cycle by hand).
+        self.writer: InlineWriter | ThreadWriter = InlineWriter(store)
+        self.inflight: deque[Batch] = deque()
+        self.max_inflight = max_inflight
+        self.epoch = 0
+        self.commits_durable = 0
+        self._settle_waiters: list[asyncio.Future[None]] = []
         self._children: dict[tuple[int, str], Any] = {}
         self.disk = DiskGuard(cfg.disk, cfg.data_dir, store)
         self._disk_due = 0.0
@@ -90,50 +105,121 @@ class CycleEngine:
 
     # --- one cycle ------------------------------------------------------------------
 
+    def start_writer(self, wake: Callable[[], object] | None = None) -> None:
+        """Commit on a thread of its own from now on; ``wake`` is called after each commit (any thread)."""
+        self.flush()
+        self.writer = ThreadWriter(
+            self.store, wake, lambda seconds, n: self.metrics.commit_seconds.observe(seconds))
+
+    def stop_writer(self) -> None:
+        """Commit what is in flight, deliver it, and go back to inline commits."""
+        self.flush()
+        self.writer.close()
+        self.writer = InlineWriter(self.store)
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until every applied cycle is committed (or failed) and its outcome delivered."""
+        ok = self.writer.wait_idle(timeout)
+        self.reap()
+        return ok and not self.inflight
+
+    async def settled(self, timeout: float) -> bool:
+        """Wait until no applied change is uncommitted (True), or ``timeout`` seconds (False)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.inflight:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._settle_waiters.append(waiter)
+            try:
+                await asyncio.wait_for(waiter, remaining)
+            except TimeoutError:
+                return not self.inflight
+        return True
+
+    def _wake_settled(self) -> None:
+        waiters, self._settle_waiters = self._settle_waiters, []
+        for w in waiters:
+            if not w.done():
+                w.set_result(None)
+
     def run_once(self, now_ms: int | None = None) -> int:
-        """Process what is queued, commit it; returns the number of frames handled."""
+        """Apply what is queued and hand it to the writer; returns the number of frames taken."""
+        self.reap()
+        if len(self.inflight) >= self.max_inflight:
+            self.metrics.commit_backpressure.inc()
+            return 0  # the disk is behind: frames wait in the ingest queue, bounded by max_queue
         now_ms = wall_ms() if now_ms is None else now_ms
         w = CycleWrite()
-        taken: list[Reception] = []
-        changes: list[dict[str, Any]] = []
-        while self.queue and len(taken) < self.max_frames:
+        batch = Batch(w, self.epoch)
+        batch.saved = (self._summary_due_ms, self._last_arrivals, self._last_departures, list(self._arrival_times))
+        while self.queue and len(batch.taken) < self.max_frames:
             rx = self.queue.popleft()
-            taken.append(rx)
-            self._handle(rx, w, changes)
+            batch.taken.append(rx)
+            self._handle(rx, w, batch.changes)
         self.lot_engine.tick(now_ms, w)  # timers, selection/booking requests, statistics, engine alerts
-        saved = (self._summary_due_ms, self._last_arrivals, self._last_departures, list(self._arrival_times))
         self._maybe_summarise(now_ms, w)
         self._check_disk(now_ms, w)
-        try:
-            self.store.commit_cycle(w)
-        except Exception as err:  # noqa: BLE001 - any store failure: roll back, keep serving
-            self._summary_due_ms, _, _, self._arrival_times = saved
-            self._acks.clear()
-            self._rollback(taken, err)
-            return 0
-        self.degraded.pop("store", None)
-        self.lot_engine.after_commit()  # answers its requests: their effects are durable now
-        self._after_commit(w, taken, changes)
-        return len(taken)
+        batch.acks, self._acks = self._acks, []
+        batch.requests, batch.answers = self.lot_engine.take_requests()
+        if w.empty() and not (batch.taken or batch.requests):
+            self.reap()
+            return 0  # an idle cycle: nothing to write, nothing waits on it
+        batch.applied_at = time.monotonic()
+        self.inflight.append(batch)
+        self.writer.submit(batch)
+        self.reap()
+        return 0 if batch.error is not None else len(batch.taken)  # (an inline writer has failed it already)
 
-    def _rollback(self, taken: list[Reception], err: Exception) -> None:
+    def reap(self) -> int:
+        """Deliver the outcome of every commit that finished, in order; returns how many succeeded."""
+        ok = 0
+        for batch in self.writer.completed():
+            if batch.epoch != self.epoch or not self.inflight or self.inflight[0] is not batch:
+                continue  # a batch of a failed epoch: already put back with the rest
+            if batch.error is not None:
+                self._rollback(batch.error)
+                continue
+            self.inflight.popleft()
+            self.commits_durable += 1
+            self.metrics.commit_lag_seconds.observe(max(0.0, batch.committed_at - batch.applied_at))
+            self.degraded.pop("store", None)
+            self.lot_engine.after_commit(batch.answers)  # answers its requests: their effects are durable now
+            self._after_commit(batch)
+            ok += 1
+        if not self.inflight and self._settle_waiters:
+            self._wake_settled()
+        return ok
+
+    def _rollback(self, err: BaseException) -> None:
+        """A commit failed: everything in flight goes back, in order; the state is rebuilt from the store."""
         if "store" not in self.degraded:
             log.error("commit failed, will retry: %s", err)
         self.degraded["store"] = f"commit failed: {err}"
+        first = self.inflight[0]
+        self._summary_due_ms, self._last_arrivals, self._last_departures, self._arrival_times = first.saved
+        taken = [rx for b in self.inflight for rx in b.taken]
+        requests = [req for b in self.inflight for req in b.requests]
+        self.inflight.clear()
+        self.epoch += 1  # whatever of the old epoch still waits in the writer fails unwritten
         self.queue.extendleft(reversed(taken))
+        self.lot_engine.requeue(requests)
         self._reload()
+        self._wake_settled()  # nothing in flight: readers see the store's state again
 
-    def _after_commit(self, w: CycleWrite, taken: list[Reception], changes: list[dict[str, Any]]) -> None:
+    def _after_commit(self, batch: Batch) -> None:
+        w, taken, changes = batch.write, batch.taken, batch.changes
         for rx in taken:
             if rx.on_commit is not None:
                 try:
                     rx.on_commit()
                 except Exception:  # noqa: BLE001 - a transport's ack failing must not stop the cycle
                     log.exception("transport acknowledgement failed")
-        if self._acks and self.send_downlink is not None:
-            for v, down_fcnt in self._acks:
+        if batch.acks and self.send_downlink is not None:
+            for v, down_fcnt in batch.acks:
                 self.send_downlink(v.rx, ack_frame(v, down_fcnt))
-        self._acks.clear()
         for rx in taken:
             self._labelled(self.metrics.frames_received, rx.gateway).inc()
         for reason, n in w.refusals.items():

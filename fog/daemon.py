@@ -196,6 +196,7 @@ class FogDaemon:
                 loop.add_signal_handler(sig, self.stop_event.set)
             loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         runner = await self.start_api()
+        self.engine.start_writer(lambda: loop.call_soon_threadsafe(self.engine.reap))
         for g in self.gateways:
             g.start()
         for b in self.backends:
@@ -219,6 +220,8 @@ class FogDaemon:
                 await asyncio.to_thread(b.stop)
             await asyncio.gather(*tasks, return_exceptions=True)
             self.engine.run_once()  # commit whatever the gateways delivered last
+            await asyncio.to_thread(self.engine.writer.wait_idle, 30.0)
+            self.engine.stop_writer()  # delivers the last acknowledgements, then stops the thread
             await runner.cleanup()
             self.store.close()
             log.info("fog stopped cleanly")

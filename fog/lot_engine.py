@@ -462,9 +462,19 @@ class LotEngine:
         if now_ms >= self._stats_due:
             self._write_stats(now_ms, w)
 
-    def after_commit(self) -> None:
-        """The cycle committed: answer what it handled."""
-        answers, self._answers, self._taken = self._answers, [], []
+    def take_requests(self) -> tuple[list[EngineRequest], list[tuple[EngineRequest, Outcome]]]:
+        """What this cycle took and answered; the answers go out when its commit is durable."""
+        taken, answers, self._taken, self._answers = self._taken, self._answers, [], []
+        return taken, answers
+
+    def requeue(self, taken: list[EngineRequest]) -> None:
+        """Requests whose cycle's commit failed: back to the head of the queue, in order."""
+        self._taken = taken + self._taken
+
+    def after_commit(self, answers: list[tuple[EngineRequest, Outcome]] | None = None) -> None:
+        """A commit is durable: answer what its cycle handled (by default, what this cycle holds)."""
+        if answers is None:
+            _, answers = self.take_requests()
         for req, outcome in answers:
             self.metrics.requests.labels(req.kind, "ok" if outcome.status < 400 else "refused").inc()
             if not req.future.done():

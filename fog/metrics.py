@@ -21,6 +21,14 @@ class FogMetrics:
         self.cycle_overruns = Counter("fogpark_cycle_overruns", "Cycles whose work exceeded the period", registry=r)
         self.cycles_skipped = Counter("fogpark_cycles_skipped", "Cycle slots missed because a cycle ran long",
                                       registry=r)
+        self.commit_seconds = Histogram("fogpark_commit_seconds", "Duration of each store commit (a group of cycles)",
+                                        buckets=CYCLE_BUCKETS, registry=r)
+        self.commit_lag_seconds = Histogram("fogpark_commit_lag_seconds",
+                                            "From a cycle's changes applied to their commit being durable",
+                                            buckets=CYCLE_BUCKETS, registry=r)
+        self.commit_backpressure = Counter("fogpark_commit_backpressure",
+                                           "Cycles that took no frames because too many commits were in flight",
+                                           registry=r)
         self.queue_depth = Gauge("fogpark_ingest_queue_depth", "Frames waiting for the next cycle", registry=r)
         self.outbox_depth = Gauge("fogpark_outbox_depth", "Records waiting for the cloud", registry=r)
         self.sync_lag = Gauge("fogpark_sync_lag_seconds", "Age of the oldest record not yet acknowledged",

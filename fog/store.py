@@ -1,10 +1,12 @@
 """The fog's durable store: SQLite in WAL mode through sqlite-utils.
 
-Everything the fog acknowledges goes through :meth:`FogStore.commit_cycle`,
-one transaction per cycle, *before* it is exposed on the API or synced: the
-node counters (replay protection), the event log, spot states, alerts and the
-outbox to the cloud. A ``kill -9`` at any point leaves either the whole cycle
-or none of it.
+Everything the fog acknowledges goes through :meth:`FogStore.commit_cycles`,
+one transaction per group of cycles, *before* it is acknowledged or synced:
+the node counters (replay protection), the event log, spot states, alerts and
+the outbox to the cloud. A ``kill -9`` at any point leaves either a whole
+cycle or none of it. The cycle's writes have a connection of their own (the
+store writer's, fog/store_writer.py); reads and the rare other writes (sync
+cursor, compaction) use the main one, so WAL readers never wait for a commit.
 """
 
 from __future__ import annotations
@@ -89,6 +91,12 @@ def _migrate_2(db: sqlite_utils.Database) -> None:
 
 EVENT_COLUMNS = ("at_ms", "kind", "spot_id", "node_id", "fcnt", "state", "prev_duration_s", "rssi_dbm",
                  "snr_db", "gateway", "detail")
+ALERT_COLUMNS = ("alert_id", "kind", "node_id", "spot_id", "first_seen_ms", "last_seen_ms", "cleared_ms", "count",
+                 "detail")
+_ALERT_UPSERT = (
+    f"INSERT INTO alerts ({', '.join(ALERT_COLUMNS)}) VALUES ({', '.join('?' * len(ALERT_COLUMNS))}) "
+    "ON CONFLICT(alert_id) DO UPDATE SET " + ", ".join(f"{c}=excluded.{c}" for c in ALERT_COLUMNS[1:])
+)
 SPOT_COLUMNS = ("spot_id", "state", "since_ms", "node_id", "last_seen_ms", "battery_mv", "temp_c", "tamper",
                 "rssi_dbm", "snr_db")
 _EVENT_INSERT = f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({', '.join('?' * len(EVENT_COLUMNS))})"
@@ -140,13 +148,19 @@ class FogStore:
     def __init__(self, path: Path, synchronous: str = "FULL") -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
-        self.db = sqlite_utils.Database(conn)
+        self.synchronous = synchronous
+        self.db = sqlite_utils.Database(self._connect())
         self.db.execute("PRAGMA journal_mode=WAL")
-        # FULL: a committed cycle survives power loss, not only a crashed process.
-        self.db.execute(f"PRAGMA synchronous={synchronous}")
-        self.db.execute("PRAGMA busy_timeout=5000")
         self._migrate()
+        # The cycle's commits: one thread at a time (the store writer's), never the readers'.
+        self.wconn = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        # FULL: a committed cycle survives power loss, not only a crashed process.
+        conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        conn.execute("PRAGMA busy_timeout=5000")
+        return conn
 
     def _migrate(self) -> None:
         self.db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
@@ -160,15 +174,15 @@ class FogStore:
                 self.db.execute("DELETE FROM schema_version")
                 self.db.execute("INSERT INTO schema_version VALUES (?)", [version])
 
-    def _transaction(self) -> Any:
-        conn = self.db.conn
+    def _transaction(self, conn: sqlite3.Connection | None = None) -> Any:
+        c: sqlite3.Connection = conn or self.db.conn
 
         class _Tx:
             def __enter__(self) -> None:
-                conn.execute("BEGIN IMMEDIATE")
+                c.execute("BEGIN IMMEDIATE")
 
             def __exit__(self, exc_type: object, *_: object) -> None:
-                conn.execute("ROLLBACK" if exc_type else "COMMIT")
+                c.execute("ROLLBACK" if exc_type else "COMMIT")
 
         return _Tx()
 
@@ -231,37 +245,46 @@ class FogStore:
     # --- the one write path ----------------------------------------------------
 
     def commit_cycle(self, w: CycleWrite) -> None:
-        """Write a whole cycle atomically; raises (and writes nothing) on failure."""
-        if w.empty():
+        """Write one cycle atomically; raises (and writes nothing) on failure."""
+        self.commit_cycles([w])
+
+    def commit_cycles(self, writes: list[CycleWrite]) -> None:
+        """Write several cycles in one transaction (a group commit), in order; all or nothing."""
+        writes = [w for w in writes if not w.empty()]
+        if not writes:
             return
-        conn = self.db.conn
-        with self._transaction():
-            if w.counters:
-                conn.executemany(
-                    "INSERT INTO node_counters (node_id, last_fcnt, last_raw, last_at_ms) VALUES (?,?,?,?) "
-                    "ON CONFLICT(node_id) DO UPDATE SET "
-                    "last_fcnt=excluded.last_fcnt, last_raw=excluded.last_raw, last_at_ms=excluded.last_at_ms",
-                    [(n, c[0], c[1], c[2]) for n, c in w.counters.items()],
-                )
-            # Plain executemany over fixed columns: the hot path of ingest (sqlite-utils' insert_all
-            # and upsert re-read the schema on every call, several statements per frame).
-            if w.down_counters:
-                conn.executemany("UPDATE node_counters SET last_down_fcnt=? WHERE node_id=?",
-                                 [(c, n) for n, c in w.down_counters.items()])
-            if w.events:
-                conn.executemany(_EVENT_INSERT, [tuple(e.get(c) for c in EVENT_COLUMNS) for e in w.events])
-            if w.spots:
-                conn.executemany(_SPOT_UPSERT, [tuple(s.get(c) for c in SPOT_COLUMNS) for s in w.spots.values()])
-            if w.outbox:
-                conn.executemany("INSERT INTO outbox (kind, body, created_ms) VALUES (?,?,?)", w.outbox)
-            if w.refusals:
-                conn.executemany(
-                    "INSERT INTO refusals VALUES (?,?) ON CONFLICT(reason) DO UPDATE SET count=count+excluded.count",
-                    list(w.refusals.items()),
-                )
-            for alert in w.alerts.values():
-                self.db.table("alerts").upsert(alert, pk="alert_id")
-            self._commit_engine(conn, w)
+        conn = self.wconn
+        with self._transaction(conn):
+            for w in writes:
+                self._write_cycle(conn, w)
+
+    def _write_cycle(self, conn: sqlite3.Connection, w: CycleWrite) -> None:
+        if w.counters:
+            conn.executemany(
+                "INSERT INTO node_counters (node_id, last_fcnt, last_raw, last_at_ms) VALUES (?,?,?,?) "
+                "ON CONFLICT(node_id) DO UPDATE SET "
+                "last_fcnt=excluded.last_fcnt, last_raw=excluded.last_raw, last_at_ms=excluded.last_at_ms",
+                [(n, c[0], c[1], c[2]) for n, c in w.counters.items()],
+            )
+        # Plain executemany over fixed columns: the hot path of ingest (sqlite-utils' insert_all
+        # and upsert re-read the schema on every call, several statements per frame).
+        if w.down_counters:
+            conn.executemany("UPDATE node_counters SET last_down_fcnt=? WHERE node_id=?",
+                             [(c, n) for n, c in w.down_counters.items()])
+        if w.events:
+            conn.executemany(_EVENT_INSERT, [tuple(e.get(c) for c in EVENT_COLUMNS) for e in w.events])
+        if w.spots:
+            conn.executemany(_SPOT_UPSERT, [tuple(s.get(c) for c in SPOT_COLUMNS) for s in w.spots.values()])
+        if w.outbox:
+            conn.executemany("INSERT INTO outbox (kind, body, created_ms) VALUES (?,?,?)", w.outbox)
+        if w.refusals:
+            conn.executemany(
+                "INSERT INTO refusals VALUES (?,?) ON CONFLICT(reason) DO UPDATE SET count=count+excluded.count",
+                list(w.refusals.items()),
+            )
+        if w.alerts:
+            conn.executemany(_ALERT_UPSERT, [tuple(a.get(c) for c in ALERT_COLUMNS) for a in w.alerts.values()])
+        self._commit_engine(conn, w)
 
     def _commit_engine(self, conn: sqlite3.Connection, w: CycleWrite) -> None:
         """The lot engine's part of a cycle (inside commit_cycle's transaction)."""
@@ -340,7 +363,8 @@ class FogStore:
     def set_quota(self, max_bytes: int) -> None:
         """Cap the store's size (SQLITE_FULL beyond it), as a small filesystem would."""
         page = int(self.db.execute("PRAGMA page_size").fetchone()[0])
-        self.db.execute(f"PRAGMA max_page_count={max(1, max_bytes // page)}")
+        for conn in (self.db.conn, self.wconn):  # a per-connection limit: both write
+            conn.execute(f"PRAGMA max_page_count={max(1, max_bytes // page)}")
 
     def db_bytes(self) -> int:
         """Pages in use (free pages are reused before the file grows)."""
@@ -387,5 +411,6 @@ class FogStore:
         return int(self.db.execute(f"SELECT COUNT(*) FROM [{table}]").fetchone()[0])
 
     def close(self) -> None:
+        self.wconn.close()
         self.db.conn.close()
 

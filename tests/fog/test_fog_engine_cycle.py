@@ -153,16 +153,16 @@ async def test_card_booking_checks_in_by_rfid_and_bills_an_overstay(tmp_path: Pa
 async def test_a_booking_is_answered_only_after_its_commit(tmp_path: Path) -> None:
     h = Harness(tmp_path)
     h.set_states(set())
-    real_commit = h.store.commit_cycle
+    real_commit = h.store.commit_cycles
     failures = []
 
-    def failing_commit(w):  # type: ignore[no-untyped-def]
-        if w.reservations and not failures:
+    def failing_commit(ws):  # type: ignore[no-untyped-def]
+        if any(w.reservations for w in ws) and not failures:
             failures.append(1)
             raise OSError("disk full")
-        real_commit(w)
+        real_commit(ws)
 
-    h.store.commit_cycle = failing_commit  # type: ignore[method-assign]
+    h.store.commit_cycles = failing_commit  # type: ignore[method-assign]
     future = h.lot_engine.submit("reserve", {"kind": "booking", "hours": 1}, now_ms=h.now)
     h.cycle()
     assert failures and not future.done() and h.count("reservations") == 0

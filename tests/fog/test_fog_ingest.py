@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -199,3 +200,40 @@ async def test_tamper_flag_in_heartbeats_raises_and_clears_the_alert(fog) -> Non
 
     await fog.wait_for(cleared)
     assert (await _spot(fog, "A01"))["tamper"] is False
+
+
+async def test_a_read_never_shows_what_is_not_yet_committed_without_saying_so(fog, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    import aiohttp
+
+    from fog import api
+
+    store = fog.daemon.store
+    real, entered, gate = store.commit_cycles, threading.Event(), threading.Event()
+
+    def held(writes):  # type: ignore[no-untyped-def]  # on the writer thread
+        if any(w.events for w in writes):
+            entered.set()
+            gate.wait(10)
+        real(writes)
+
+    store.commit_cycles = held
+    loop = asyncio.get_running_loop()
+    try:
+        fog.gateway.send_rx(_occ(fog, 1, fr.OCCUPIED))
+        assert await asyncio.to_thread(entered.wait, 5)
+        async with aiohttp.ClientSession() as s:
+            async with s.get(fog.url + "/v1/lots/demo") as r:  # waits SETTLE_S (50 ms), answers, flagged
+                assert r.headers.get("X-FogPark-Pending-Commits") == "1"
+            monkeypatch.setattr(api, "SETTLE_S", 5.0)
+            loop.call_later(0.2, gate.set)
+            t0 = loop.time()
+            async with s.get(fog.url + "/v1/lots/demo") as r:  # waits for the commit, then reads
+                waited = loop.time() - t0
+                body = await r.json()
+            assert "X-FogPark-Pending-Commits" not in r.headers and waited >= 0.15
+            assert body["occupied"] == 1 and store.count("events") == 1
+    finally:
+        gate.set()
+        store.commit_cycles = real
