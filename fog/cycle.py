@@ -327,10 +327,14 @@ class CycleEngine:
         if now < self._disk_due:
             return
         self._disk_due = now + self.cfg.disk.check_s
+        compacted = self.disk.compacted_events
         try:
             reason = self.disk.check(now_ms)
+            self.metrics.store_bytes.set(self.store.db_bytes())
+            self.metrics.disk_free_bytes.set(self.disk.free_bytes())
         except Exception as err:  # noqa: BLE001 - a failing check is itself a disk problem
             reason = f"disk check failed: {err}"
+        self.metrics.events_compacted.inc(self.disk.compacted_events - compacted)
         if reason:
             self.degraded["disk"] = reason
             self._raise_alert(w, "disk_pressure", 0, None, now_ms, reason)

@@ -119,7 +119,7 @@ class FogDaemon:
             "lot": self.cfg.lot.id,
             "cycles": e.cycles,
             "frames_refused": dict(e.refusals),
-            "serial_link_errors": dict(self.link_errors),
+            "link_errors": dict(self.link_errors),
             "bad_requests": {str(k): v for k, v in self.bad_requests.items()},
             "events_stored": self.store.count("events"),
             "outbox_waiting": self.store.outbox_stats()[0],

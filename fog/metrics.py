@@ -14,8 +14,9 @@ class FogMetrics:
         self.frames_accepted = Counter("fogpark_frames_accepted", "Frames accepted and committed", ["type"], registry=r)
         self.frames_refused = Counter("fogpark_frames_refused", "Frames refused, by reason", ["reason"], registry=r)
         self.frames_duplicate = Counter("fogpark_frames_duplicate", "Same frame via another gateway", registry=r)
-        self.link_errors = Counter("fogpark_serial_link_errors", "Damaged serial packets", ["gateway", "reason"],
-                                   registry=r)
+        self.link_errors = Counter("fogpark_link_errors",
+                                   "Ingest link errors (damaged serial packets, radio CRC errors, MQTT faults)",
+                                   ["link", "reason"], registry=r)
         self.cycle_seconds = Histogram("fogpark_cycle_seconds", "Duration of each cycle's work",
                                        buckets=CYCLE_BUCKETS, registry=r)
         self.cycle_overruns = Counter("fogpark_cycle_overruns", "Cycles whose work exceeded the period", registry=r)
@@ -34,6 +35,11 @@ class FogMetrics:
         self.sync_lag = Gauge("fogpark_sync_lag_seconds", "Age of the oldest record not yet acknowledged",
                               registry=r)
         self.acked_seq = Gauge("fogpark_sync_acked_seq", "Highest sequence the cloud acknowledged", registry=r)
+        self.store_bytes = Gauge("fogpark_store_bytes", "Bytes the SQLite store uses (pages in use)", registry=r)
+        self.disk_free_bytes = Gauge("fogpark_disk_free_bytes", "Free bytes on the store's filesystem", registry=r)
+        self.events_compacted = Counter("fogpark_events_compacted",
+                                        "Old spot events folded into daily summaries under disk pressure",
+                                        registry=r)
         self.spots = Gauge("fogpark_spots", "Spots by state", ["state"], registry=r)
 
     def render(self) -> bytes:

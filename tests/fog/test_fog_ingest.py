@@ -71,6 +71,9 @@ async def test_malformed_bad_mic_and_replay_are_refused_counted_and_logged_once(
     # Visible in Prometheus metrics too, and the fog still serves.
     status, text = await fog.get("/metrics")
     assert 'fogpark_frames_refused_total{reason="replay"} 3.0' in text
+    gauges = {ln.split()[0]: float(ln.split()[1]) for ln in text.splitlines() if ln and not ln.startswith("#")}
+    assert gauges["fogpark_store_bytes"] > 0 and gauges["fogpark_disk_free_bytes"] > 0  # disk use
+    assert "fogpark_commit_lag_seconds_count" in gauges and gauges["fogpark_commit_lag_seconds_count"] >= 1
     status, health = await fog.get("/healthz")
     assert status == 200
     status, alerts = await fog.get("/v1/lots/demo/alerts")

@@ -144,7 +144,7 @@ async def test_bad_crc_is_counted_not_delivered(spi_fog: SpiFog) -> None:
     assert spi_fog.radio.packets == 0
     stats = await spi_fog.get("/v1/stats")
     assert stats["ingest"]["spi0"]["crc_errors"] == 1
-    assert stats["serial_link_errors"] == {"crc_error": 1}
+    assert stats["link_errors"] == {"crc_error": 1}
     assert (await spi_fog.spot("A01"))["state"] == "unknown"
     # The radio keeps listening: the next, good, packet goes through (SNR positive this time).
     assert spi_fog.air(_occ(2, fr.EMPTY, key), rssi_dbm=-70.0, snr_db=9.5) == "received"
