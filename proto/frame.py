@@ -22,6 +22,8 @@ TYPE_CHECKING = False  # MicroPython has no typing module; mypy treats this as T
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+_fast_cmac = None  # type: Callable[[bytes, bytes], bytes] | None  # (CPython: set below)
+
 try:  # MicroPython
     import cryptolib  # type: ignore[import-not-found]
 
@@ -34,6 +36,26 @@ except ImportError:  # CPython
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
     _aes_cache = threading.local()  # per thread: an encryptor context is not thread-safe
+
+    from cryptography.hazmat.primitives import cmac as _cmac
+
+    def _openssl_cmac(key: bytes, msg: bytes) -> bytes:
+        """OpenSSL's AES-CMAC from a context keyed once per key and copied per message: 0.6 us
+        against 7 us for the portable code below (the fog checks every frame's MIC). The portable
+        code stays what MicroPython runs; the RFC 4493 vectors check both."""
+        cache = getattr(_aes_cache, "cmac_by_key", None)
+        if cache is None:
+            cache = _aes_cache.cmac_by_key = {}
+        base = cache.get(key)
+        if base is None:
+            if len(cache) >= 4096:
+                cache.clear()
+            base = cache[key] = _cmac.CMAC(algorithms.AES(key))
+        c = base.copy()
+        c.update(msg)
+        return c.finalize()
+
+    _fast_cmac = _openssl_cmac
 
     def _aes_encryptor(key: bytes) -> "Callable[[bytes], bytes]":
         """ECB encryptors cached per key: building the AES key schedule is most of a MIC check
@@ -176,6 +198,13 @@ def aes_cmac(key: bytes, msg: bytes) -> bytes:
     """AES-128-CMAC of ``msg`` under the 16-byte ``key`` (RFC 4493), 16 bytes."""
     if len(key) != 16:
         raise FrameError("bad_key", "AES-128 key must be 16 bytes, got " + str(len(key)))
+    if _fast_cmac is not None:
+        return _fast_cmac(bytes(key), bytes(msg))
+    return portable_aes_cmac(key, msg)
+
+
+def portable_aes_cmac(key: bytes, msg: bytes) -> bytes:
+    """RFC 4493 in plain Python over an AES block cipher: what MicroPython runs."""
     enc = _aes_encryptor(key)
     k1, k2 = _subkeys(bytes(key), enc)
     n = (len(msg) + 15) // 16
