@@ -272,9 +272,9 @@ class FogStore:
             conn.executemany("UPDATE node_counters SET last_down_fcnt=? WHERE node_id=?",
                              [(c, n) for n, c in w.down_counters.items()])
         if w.events:
-            conn.executemany(_EVENT_INSERT, [tuple(e.get(c) for c in EVENT_COLUMNS) for e in w.events])
+            conn.executemany(_EVENT_INSERT, [tuple(map(e.get, EVENT_COLUMNS)) for e in w.events])
         if w.spots:
-            conn.executemany(_SPOT_UPSERT, [tuple(s.get(c) for c in SPOT_COLUMNS) for s in w.spots.values()])
+            conn.executemany(_SPOT_UPSERT, [tuple(map(s.get, SPOT_COLUMNS)) for s in w.spots.values()])
         if w.outbox:
             conn.executemany("INSERT INTO outbox (kind, body, created_ms) VALUES (?,?,?)", w.outbox)
         if w.refusals:
@@ -283,7 +283,7 @@ class FogStore:
                 list(w.refusals.items()),
             )
         if w.alerts:
-            conn.executemany(_ALERT_UPSERT, [tuple(a.get(c) for c in ALERT_COLUMNS) for a in w.alerts.values()])
+            conn.executemany(_ALERT_UPSERT, [tuple(map(a.get, ALERT_COLUMNS)) for a in w.alerts.values()])
         self._commit_engine(conn, w)
 
     def _commit_engine(self, conn: sqlite3.Connection, w: CycleWrite) -> None:
