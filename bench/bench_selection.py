@@ -25,6 +25,7 @@ so the reported ratio is conservative.
 from __future__ import annotations
 
 import argparse
+import bisect
 import random
 import statistics
 import sys
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     occupied = {s for s in spots if rng.random() < fill}
     unhealthy: set[str] = set()
     held: set[str] = set()
+    occupied_order = sorted(occupied)  # kept sorted: the departure draw is rng.choice over sorted ids
     selector = SpotSelector(graph, occupied=occupied)
     built = time.perf_counter()
 
@@ -119,14 +121,17 @@ def main(argv: list[str] | None = None) -> int:
             selector.set_occupied(spot, True)
             update_us.append((time.perf_counter() - t0) * 1e6)
             held.discard(spot)
-            occupied.add(spot)
+            if spot not in occupied:
+                occupied.add(spot)
+                bisect.insort(occupied_order, spot)
             sync(path)
         if occupied and (len(occupied) > args.hold_occupancy * len(spots) or rng.random() < 0.5):
-            spot = rng.choice(sorted(occupied))
+            spot = rng.choice(occupied_order)
             t0 = time.perf_counter()
             selector.set_occupied(spot, False)
             update_us.append((time.perf_counter() - t0) * 1e6)
             occupied.discard(spot)
+            del occupied_order[bisect.bisect_left(occupied_order, spot)]
         if rng.random() < 0.02:
             spot = rng.choice(spots)
             healthy = spot in unhealthy

@@ -7,12 +7,13 @@ congestion ``C = Σλ_e / T``.
 `SpotSelector` answers "which free spot does a vehicle at entrance *s* reach
 first?" without a per-request Dijkstra over the lot. How:
 
-Decision: the trees are kept over a contracted lot, not over every node.
-Guiding a vehicle changes ``t_e`` on its whole path, which starts at an
-entrance, so in steady operation nearly every request finds its entrance
-tree dirty; recomputing a full-lot tree then costs about as much as the
-per-request Dijkstra it is meant to avoid. Contraction makes that
-recomputation a Dijkstra over a few dozen hubs.
+Decision: the trees are kept over a contracted lot, not over every node,
+and grown only as far as requests need. Guiding a vehicle changes ``t_e``
+on its whole path, which starts at an entrance, so in steady operation
+nearly every request finds its entrance tree dirty; recomputing a full-lot
+tree then costs about as much as the per-request Dijkstra it is meant to
+avoid. Contraction makes that recomputation a Dijkstra over hubs, and
+stopping it at the answer's ETA keeps it to the hubs near the entrance.
 
 * **Contraction.** Lane nodes with exactly two lane neighbours (aisle
   positions, bends) form *chains* between *hubs* (every other lane node:
@@ -20,26 +21,54 @@ recomputation a Dijkstra over a few dozen hubs.
   position *i* is a prefix sum from either end, so shortest paths are only
   computed over hubs and chains become single hub-to-hub edges. A generated
   2,500-spot lot has ~3,900 nodes but ~80 hubs.
-* **Per-entrance trees.** For each entrance a hub-level shortest-path tree
-  is kept. Exit times (only needed for the chosen spot) come from an A*
-  search over hubs towards the exits, guided by load-free lower bounds
-  computed once, so loads never invalidate anything on the exit side.
+* **Per-entrance trees, grown on demand.** For each entrance a hub-level
+  shortest-path tree is kept as a *paused* Dijkstra: it settles hubs only
+  until no unsettled hub can lead to a spot as good as the best one found
+  (group offsets are never negative), keeps its frontier, and resumes from there
+  when a later request needs more. Settled hubs, their parents and their
+  settle order are those of a full Dijkstra, so a partial tree gives the
+  same answers, bit for bit. Exit times (only needed for the chosen spot)
+  come from an A* search over hubs towards the exits, guided by load-free
+  lower bounds computed once, so loads never invalidate anything on the
+  exit side.
 * **Per-entrance heaps.** Spots are grouped by where they hang (a chain or
   a hub). Each group keeps its eligible spots in a heap per entry side,
-  keyed by offset from the side's hub; each entrance keeps a heap of groups
-  keyed by their best ETA. All heaps use lazy invalidation (epochs and
-  versions) and are compacted when stale entries dominate.
+  keyed by offset from the side's hub; each entrance keeps a heap of the
+  groups entered from its settled hubs, keyed by their best ETA. All heaps
+  use lazy invalidation (epochs and versions) and are compacted when stale
+  entries dominate.
 * **Dirty marking.** A change of an edge's travel time marks a tree dirty
-  only when it can change it (an increase on a tree edge, or a decrease
-  that ties or beats the current distance); dirty trees are recomputed
-  lazily on the next request from that entrance.
+  only when it can change its settled part or frontier: the edge leaves a
+  settled hub and is either an increase on the edge that reached its head
+  or a decrease that ties or beats the head's (tentative) distance. A
+  dirty tree restarts from its entrance on the next request from there.
+
+Decision: a dirty tree is regrown from its entrance, not repaired in place
+(Ramalingam–Reps style). A restart costs the settled region — the hubs no
+farther than the answer — not the lot: on a generated 45,000-spot lot (1,286
+hubs) a request settles a median of ~21 hubs (p99 ~65) in the scenario of
+bench/bench_selection.py. Measured there, the edges that invalidate a tree
+lie above 34 % of its settled hubs on average at 45,000 spots (79 % at
+2,500, where every route runs down the trunk of one of three entrances), and
+regrowth is under half of a request's time (the exit-time search and the
+route are the rest); a repair would save about a third of a request at most,
+while having to reproduce the full Dijkstra's tie-break order on a paused
+frontier. Also measured and dropped: deferring the check to the tree's next
+request (a vehicle guided and released in between leaves it valid) avoided
+only 7 % of restarts and cost more in heap pushes. The settled region, and
+so the cost, grows towards a full hub Dijkstra only as free spots get scarce
+near the entrances.
 
 Complexity, with *H* hubs, *G* groups, *E* entrances, *k* chain length,
-*D* the hop length of the answer's route:
+*D* the hop length of the answer's route, *R* the hubs no farther than the
+answer's ETA (at most *H*) and *r* the groups entered from them:
 
-* `select` on a clean tree: O(log G + log k + D) amortised, plus the ties.
-* `select` on a dirty tree: one hub-level Dijkstra O((H + chains)·log H)
-  and a group-heap rebuild O(G). Spots are never in the Dijkstra.
+* `select` on a clean tree: O(log G + log k + D) amortised, plus the ties,
+  plus the growth to any new frontier the answer needs.
+* `select` on a dirty tree: a hub-level Dijkstra over R hubs,
+  O((R + their out-edges)·log R), and O(r log r) group keys. Spots are
+  never in the Dijkstra.
+* `route` to one spot: grows the tree until that spot's ETA is final.
 * exit time of the answer: A* over hubs, O(H log H) worst case, in
   practice the hubs near the spot's way out.
 * spot state change (`set_occupied`, `set_healthy`, `hold`, `clear_hold`):
@@ -47,7 +76,8 @@ Complexity, with *H* hubs, *G* groups, *E* entrances, *k* chain length,
 * `guide` / `release` / `set_observed_vehicles`: O(path length + Σ k over
   touched chains + E per changed hub edge), deferring the Dijkstra as above.
   On a lot with no chains (every lane node a hub) a dirty request costs a
-  Dijkstra over the lane nodes; spots are still excluded.
+  Dijkstra over the lane nodes within the answer's ETA; spots are still
+  excluded.
 
 Decision: ETAs are compared as computed floats, with no tolerance (the spec
 asks for exact tie-breaks). Spots on the same access node with equal spurs
@@ -216,15 +246,23 @@ class _Group:
 
 
 class _Tree:
-    """Hub-level shortest-path tree from one entrance, with its heap of groups."""
+    """Hub-level shortest-path tree from one entrance, grown only as far as requests need.
 
-    __slots__ = ("dirty", "dist", "heap", "parent", "root")
+    A Dijkstra paused between requests: ``dist`` holds the settled hubs
+    (final), ``tent`` the tentative distances and ``frontier`` the pending
+    queue. Settled hubs, their parents and the order they settle in are
+    exactly those of a full Dijkstra, so a partial tree answers as a full one.
+    """
+
+    __slots__ = ("dirty", "dist", "frontier", "heap", "parent", "root", "tent")
 
     def __init__(self, root: int, size: int) -> None:
         self.root = root  # entrance hub index
-        self.dist = [_INF] * (size + 1)  # last slot: the sentinel hub
+        self.dist = [_INF] * (size + 1)  # settled hubs only; last slot: the sentinel hub
+        self.tent = [_INF] * size
         self.parent = [-1] * size  # contracted edge that reached the node
-        self.heap: list[tuple[float, int, int]] = []  # (eta, group, group version)
+        self.frontier: list[tuple[float, int]] = []  # (tentative time, hub)
+        self.heap: list[tuple[float, int, int]] = []  # (eta, group, group version); settled entries only
         self.dirty = True
 
 
@@ -455,6 +493,12 @@ class SpotSelector:
                 self._spot_access[s].append((gid, pos, e))
                 self._edge_group[e] = gid
         self._groups = groups
+        # Groups entered from each hub: pushed into a tree's heap when the hub settles.
+        self._hub_groups: list[list[int]] = [[] for _ in range(sentinel + 1)]
+        for gid, group in enumerate(groups):
+            for entry in dict.fromkeys((group.entry_a, group.entry_b)):
+                if entry != sentinel:
+                    self._hub_groups[entry].append(gid)
 
     # ============================================================ loads
     def set_observed_vehicles(self, from_id: str, to_id: str, vehicles: int) -> None:
@@ -554,7 +598,12 @@ class SpotSelector:
                 self._mark_affected(ce, old, new)
 
     def _mark_affected(self, ce: int, old: float, new: float) -> None:
-        """Mark dirty every clean tree that a contracted-edge change can alter."""
+        """Mark dirty every clean tree that a contracted-edge change can alter.
+
+        Only edges out of settled hubs have been relaxed; an edge out of an
+        unsettled hub is read with its new time when its tail settles, so it
+        leaves the tree (and its paused frontier) valid.
+        """
         u, v = self._ce_tail[ce], self._ce_head[ce]
         if not self._hub_is_exit[u]:
             for tree in self._trees.values():
@@ -563,7 +612,7 @@ class SpotSelector:
                 if new > old:
                     if tree.parent[v] == ce:
                         tree.dirty = True
-                elif tree.dist[u] + new <= tree.dist[v]:
+                elif tree.dist[u] + new <= tree.tent[v]:
                     tree.dirty = True
 
     # ============================================================ spot state
@@ -715,28 +764,85 @@ class SpotSelector:
         tree.heap = heap
 
     # ============================================================ trees
-    def _dijkstra_forward(self, tree: _Tree) -> None:
-        dist = [_INF] * len(tree.dist)
-        parent = [-1] * len(tree.dist)
-        root = tree.root
-        dist[root] = 0.0
-        heap = [(0.0, root)]
+    def _restart_tree(self, tree: _Tree) -> None:
+        """Forget a tree whose settled part a load change invalidated; it regrows on demand."""
+        size = len(tree.tent)
+        tree.dist = [_INF] * (size + 1)
+        tree.tent = [_INF] * size
+        tree.parent = [-1] * size
+        tree.tent[tree.root] = 0.0
+        tree.frontier = [(0.0, tree.root)]
+        tree.heap = []
+        tree.dirty = False
+
+    def _settle(self, tree: _Tree, limit: float, targets: frozenset[int] | None = None) -> None:
+        """Resume the tree's Dijkstra while its next hub is no farther than ``limit``.
+
+        Each settled hub pushes the keys of the groups entered from it. With
+        no ``targets`` (a selection), ``limit`` drops to every key pushed, so
+        the search stops once no unsettled hub can lead to a better spot.
+        With ``targets`` (one spot's entry hubs), ``limit`` is fixed and the
+        search also stops as soon as one target settles.
+        Pop order is (time, hub index), as in a full Dijkstra.
+        """
+        dist, tent, parent, frontier, heap = tree.dist, tree.tent, tree.parent, tree.frontier, tree.heap
         hub_out, ce_weight, is_exit = self._hub_out_pairs, self._ce_weight, self._hub_is_exit
+        hub_groups, groups = self._hub_groups, self._groups
         pop, push = heapq.heappop, heapq.heappush
-        while heap:
-            d, u = pop(heap)
-            if d > dist[u] or is_exit[u]:
-                continue
+        while frontier and frontier[0][0] <= limit:
+            d, u = pop(frontier)
+            if d > tent[u]:
+                continue  # superseded entry
+            dist[u] = d
+            if is_exit[u]:
+                continue  # exits end routes, never lead through
             for ce, v in hub_out[u]:
                 nd = d + ce_weight[ce]
-                if nd < dist[v]:
-                    dist[v] = nd
+                if nd < tent[v]:
+                    tent[v] = nd
                     parent[v] = ce
-                    push(heap, (nd, v))
-        tree.dist = dist
-        tree.parent = parent
-        tree.dirty = False
-        self._rebuild_heap(tree)
+                    push(frontier, (nd, v))
+            for gid in hub_groups[u]:
+                group = groups[gid]
+                key_a = dist[group.entry_a] + group.top_a
+                key_b = dist[group.entry_b] + group.top_b
+                key = key_a if key_a <= key_b else key_b
+                if key < _INF:
+                    push(heap, (key, gid, group.version))
+                    if targets is None and key < limit:
+                        limit = key
+            if targets is not None and u in targets:
+                return
+
+    def _grow_to_best(self, tree: _Tree) -> float:
+        """Settle until no unsettled hub can beat the heap's best group; return that ETA.
+
+        Every hub no farther than that ETA is settled and group offsets are
+        never negative, so a group entered from an unsettled hub cannot reach
+        or tie it.
+        """
+        heap, groups, frontier = tree.heap, self._groups, tree.frontier
+        while True:
+            while heap and heap[0][2] != groups[heap[0][1]].version:
+                heapq.heappop(heap)
+            best = heap[0][0] if heap else _INF
+            if not frontier or frontier[0][0] > best:
+                return best
+            self._settle(tree, best)
+
+    def _grow_to_spot(self, tree: _Tree, s: int) -> tuple[float, int]:
+        """Settle until spot ``s``'s ETA is final; return `_spot_eta`."""
+        targets = frozenset(
+            entry
+            for gid, _, _ in self._spot_access[s]
+            for entry in (self._groups[gid].entry_a, self._groups[gid].entry_b)
+        )
+        frontier = tree.frontier
+        while True:
+            found = self._spot_eta(tree, s)
+            if not frontier or frontier[0][0] > found[0]:
+                return found
+            self._settle(tree, found[0], targets)
 
     def _static_exit_bounds(self) -> list[float]:
         """Per hub, the time to the nearest exit at the fastest any edge can be driven.
@@ -782,7 +888,7 @@ class SpotSelector:
         if tree is None:
             raise ValueError(f"node {entrance_id!r} is a {node.kind.value}, not an entrance")
         if tree.dirty:
-            self._dijkstra_forward(tree)
+            self._restart_tree(tree)
         return tree
 
     # ============================================================ queries
@@ -793,6 +899,7 @@ class SpotSelector:
         vehicle's own reservation or subscription).
         """
         tree = self._clean_tree(entrance_id)
+        self._grow_to_best(tree)
         best = _INF
         candidates: list[int] = []
 
@@ -811,9 +918,11 @@ class SpotSelector:
             heapq.heappush(heap, entry)
         if ties:
             best = ties[0][0]
-            for _, gid, _ in ties:
+            for gid in dict.fromkeys(gid for _, gid, _ in ties):  # a group may sit once per side
                 self._collect_ties(groups[gid], tree.dist, best, candidates)
 
+        # The owner's held spots: an ETA read from settled hubs only is exact
+        # whenever it is <= best, which is all that is compared below.
         if hold_owner is not None:
             for s in sorted(self._held_by.get(hold_owner, ())):
                 if not self._eligible_for(s, hold_owner):
@@ -848,7 +957,7 @@ class SpotSelector:
         """Fastest route to one given spot regardless of its state; None if unreachable."""
         tree = self._clean_tree(entrance_id)
         s = self._spot(spot_id)
-        eta = self._spot_eta(tree, s)[0]
+        eta = self._grow_to_spot(tree, s)[0]
         if eta == _INF:
             return None
         edges = self._route_edges(tree, s)
