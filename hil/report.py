@@ -22,7 +22,8 @@ def text_summary(v: Verdict) -> str:
         f"== verdict: {n['scenario']} — {'PASS' if v.ok else 'FAIL'}",
         f"  bays                 {n['nodes_emulated']} emulated + {n['bays_synthetic']} synthetic   truth changes {n['truth_changes']}"
         f"   detected {n['detected']}   accuracy {100 * n['detection_accuracy']:.2f} %"
-        f"   false reports {n['false_reports']}",
+        f"   false reports {n['false_reports']}"
+        + (f"\n  real boards          {n['traffic']['boards']}" if n["traffic"].get("boards") else ""),
         "  latency (s)",
         f"    sensor -> fog API  {_pct(n['latency_sensor_to_fog_s'])}",
         f"    sensor -> cloud    {_pct(n['latency_sensor_to_cloud_s'])}",
@@ -37,9 +38,21 @@ def text_summary(v: Verdict) -> str:
         f"  alerts raised        {n['alerts_raised']}",
         "  faults",
     ]
+    res = n.get("reservations")
+    if res:
+        lines.append(f"  bookings             {res['statuses']}   selection probes {res['selection_probes']}"
+                     f"   held spots handed out {len(res['held_spots_handed_out'])}")
+        for b in res["bookings"]:
+            extra = "".join(f"  {k} {b[k]}" for k in ("checkin_delay_s", "no_show_lag_s", "late_charge",
+                                                      "unverified_alert") if b.get(k) is not None)
+            lines.append(f"    #{b['index']} {b['kind']:<11} {str(b['spot']):<4} {str(b.get('status')):<10}"
+                         f" expected {'/'.join(b.get('expected', []))}{extra}"
+                         + "".join(f"  PROBLEM: {p}" for p in b["problems"]))
     for f in n["faults"]:
         extra = "" if f.get("ok") else f"  NOT APPLIED: {f.get('error')}"
         lines.append(f"    t={f['at_s']:6.0f} s  {f['kind']:<15} {'ok' if f.get('ok') else 'no'}{extra}")
+    if n.get("wall_s"):
+        lines.append("  wall time (s)        " + "  ".join(f"{k} {v:g}" for k, v in n["wall_s"].items()))
     for p in n["problems"]:
         lines.append(f"  problem: {p}")
     lines.append("  invariants")

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import shutil
 import sqlite3
 import sys
 import time
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,18 +70,63 @@ def generate_lot_files(n_spots: int, outdir: Path, seed: int) -> Path:
     return outdir / "fog.toml"
 
 
+def _patch_tables(text: str, tables: dict[str, dict[str, float]]) -> str:
+    """Set keys of TOML tables in a lot file's text (line by line: the lot files are flat tables)."""
+    lines = text.splitlines()
+    for table, values in tables.items():
+        if not values:
+            continue
+        header = f"[{table}]"
+        if header not in (ln.strip() for ln in lines):
+            lines += ["", header]
+        i = next(i for i, ln in enumerate(lines) if ln.strip() == header)
+        j = i + 1
+        while j < len(lines) and not lines[j].lstrip().startswith("["):
+            j += 1
+        body = [ln for ln in lines[i + 1:j] if ln.split("=")[0].strip() not in values]
+        body = [f"{k} = {v!r}" for k, v in values.items()] + body
+        lines[i + 1:j] = body
+    return "\n".join(lines) + "\n"
+
+
+def lot_with_policy(fog_cfg: Path, outdir: Path, policy: dict[str, float], acceleration: float) -> Path:
+    """A copy of the fog's files whose lot carries the scenario's reservation policy (in wall seconds).
+
+    The fog runs on the wall clock, so scenario seconds are divided by the
+    acceleration, as fault times are; ``theta`` is a probability and stays.
+    """
+    outdir.mkdir(parents=True, exist_ok=True)
+    cfg = tomllib.loads(fog_cfg.read_text())["fog"]
+    for key in ("lot", "nodes"):
+        src = fog_cfg.parent / cfg[key]
+        if src.resolve() != (outdir / cfg[key]).resolve():
+            shutil.copyfile(src, outdir / cfg[key])
+    if fog_cfg.resolve() != (outdir / fog_cfg.name).resolve():
+        shutil.copyfile(fog_cfg, outdir / fog_cfg.name)
+    wall = {k: (v if k == "theta" else v / acceleration) for k, v in policy.items()}
+    lot = outdir / cfg["lot"]
+    lot.write_text(_patch_tables(lot.read_text(), {
+        "reservations": {k: v for k, v in wall.items() if k != "checkin_grace_s"},
+        "alerts": {k: v for k, v in wall.items() if k == "checkin_grace_s"},
+    }))
+    return outdir / fog_cfg.name
+
+
 class SyntheticBay:
     """A bay without firmware in a large lot: occupancy frames as a node would send them, through the channel.
 
     Same frame codec and registry key as a real node, a new counter per
     transmission, and the bench's retry policy (up to 4 retries, 2 s apart
-    plus jitter) when no gateway heard it — standing in for an ACK. No
+    plus jitter) when no gateway heard it — standing in for an ACK — on the
+    uplink channel dealt to it as to a node (``lot.channels_hz``). No
     sensing is emulated: detection of these bays measures the radio, fog and
     cloud path, not the firmware.
     """
 
-    def __init__(self, stack: Stack, spot: str, node_id: int, key: bytes, seed: int) -> None:
+    def __init__(self, stack: Stack, spot: str, node_id: int, key: bytes, seed: int,
+                 freq_hz: int = 868_100_000) -> None:
         self.stack = stack
+        self.freq_hz = freq_hz
         self.spot = spot
         self.node_id = node_id
         self.key = key
@@ -116,7 +163,7 @@ class SyntheticBay:
             payload = bytes([state]) + prev_s.to_bytes(2, "little") + bytes([0xFF, 40])
             data = fr.encode_frame(fr.OCCUPANCY, self.node_id, self.fcnt, payload, self.key)
             self.fcnt += 1
-            air = ch.transmit(self.spot, data, 868_100_000, 7, 125_000, 5, 14, loop.time())
+            air = ch.transmit(self.spot, data, self.freq_hz, 7, 125_000, 5, 14, loop.time())
             await asyncio.sleep(max(0.0, air.end_s - loop.time()))
             if ch.finish(air):
                 return
@@ -149,6 +196,9 @@ class RunResult:
     node_of: dict[str, int]
     traffic_info: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    bookings: Any = None  # hil.bookings.BookingDriver when the scenario has bookings
+    t_collect_epoch: float = 0.0  # when the fog's final state was read
+    phases_s: dict[str, float] = field(default_factory=dict)  # wall time of each phase
 
 
 _last_progress = [-1.0]
@@ -190,8 +240,14 @@ async def run_scenario(sc: Scenario, workdir: Path, ports: StackPorts | None = N
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
+    t_start = time.monotonic()
+    phases: dict[str, float] = {}
     fog_cfg = generate_lot_files(sc.spots, workdir / "lot", sc.seed) if sc.spots else DEMO_FOG_CONFIG
+    if sc.policy:
+        fog_cfg = lot_with_policy(fog_cfg, workdir / "lot", sc.policy, sc.acceleration)
     settings = {**BENCH_NODE_DEFAULTS, **sc.node_settings}
+    if any(b.card_uid for b in sc.bookings):
+        settings.setdefault("rfid", True)  # drivers badge their card on the bay's RC522
     settings["radio"] = {**BENCH_RADIO_DEFAULTS, **dict(sc.node_settings.get("radio", {}))}
     stack = Stack(workdir, ports or StackPorts.ephemeral(), fog_config=fog_cfg, node_settings=settings,
                   hardware=dict(hardware or {}), channels_hz=sc.channels_hz)
@@ -216,10 +272,15 @@ async def run_scenario(sc: Scenario, workdir: Path, ports: StackPorts | None = N
     stop = asyncio.Event()
     injector = FaultInjector(stack, sc.acceleration, reserved, faketime_file)
     injector.acked = seen
+    driver = None
+    if sc.bookings:
+        from hil.bookings import BookingDriver
+
+        driver = BookingDriver(stack, sc, truth_traffic)
     tty = progress and sys.stderr.isatty()
     problems: list[str] = []
     poller: asyncio.Task[None] | None = None
-    t_traffic = t_end = time.time()
+    t_traffic = t_end = t_collect = time.time()
     fog_stats: dict[str, Any] = {}
     fog_alerts: list[dict[str, Any]] = []
     fog_spots: list[dict[str, Any]] = []
@@ -231,10 +292,13 @@ async def run_scenario(sc: Scenario, workdir: Path, ports: StackPorts | None = N
                   f"traffic {sc.wall_s:.0f} s wall (x{sc.acceleration:g}), {len(sc.faults)} faults; "
                   f"workdir {workdir}", file=sys.stderr, flush=True)
         await stack.start(spots=emulated_spots)
+        phases["start"] = time.monotonic() - t_start
         by_spot = {e.spot: e for e in stack.cfg.nodes.values()}
         for i, spot in enumerate(synthetic_spots):
             e = by_spot[spot]
-            stack.nodes[spot] = SyntheticBay(stack, spot, e.node_id, e.key, sc.seed + i)  # type: ignore[assignment]
+            ch_hz = sc.channels_hz[(n_emu + i) % len(sc.channels_hz)] if sc.channels_hz else 868_100_000
+            stack.nodes[spot] = SyntheticBay(  # type: ignore[assignment]
+                stack, spot, e.node_id, e.key, sc.seed + i, ch_hz)
         poller = asyncio.create_task(_poll_exposed(stack, seen, stop))
         t_settle = loop.time()
         while loop.time() - t_settle < sc.settle_s:
@@ -243,7 +307,10 @@ async def run_scenario(sc: Scenario, workdir: Path, ports: StackPorts | None = N
             await asyncio.sleep(1.0)
         t0 = loop.time()
         t_traffic = time.time()
+        phases["settle"] = sc.settle_s
         injector.start(sc.faults, t0)
+        if driver is not None:
+            driver.start(t0)
         for s in spots:
             truth.append((t_traffic, s, "empty"))
         while (now := loop.time() - t0) < sc.wall_s:
@@ -260,8 +327,12 @@ async def run_scenario(sc: Scenario, workdir: Path, ports: StackPorts | None = N
                           f"{len(injector.log.done)}/{len(sc.faults)}", tty)
             await asyncio.sleep(0.1)
         t_end = time.time()
+        phases["traffic"] = loop.time() - t0
         await asyncio.sleep(sc.tail_s)  # the last changes reach the fog (retries)
+        phases["tail"] = sc.tail_s
         await injector.stop()
+        if driver is not None:
+            await driver.stop()
         # Stop the nodes, then let the outbox drain to the cloud.
         for node in stack.nodes.values():
             node.stop()
@@ -280,7 +351,11 @@ async def run_scenario(sc: Scenario, workdir: Path, ports: StackPorts | None = N
             if progress:
                 _progress(sc.drain_s - (deadline - loop.time()), sc.drain_s, "draining the outbox", tty)
             await asyncio.sleep(0.5)
+        phases["drain"] = loop.time() - (deadline - sc.drain_s)
         stop.set()
+        t_collect = time.time()
+        if driver is not None:
+            await driver.collect()
         with contextlib.suppress(Exception):
             fog_alerts = await stack.get_json(f"{stack.fog_url}/v1/lots/{stack.lot_id}/alerts")
             fog_spots = await stack.get_json(f"{stack.fog_url}/v1/lots/{stack.lot_id}/spots")
@@ -290,6 +365,9 @@ async def run_scenario(sc: Scenario, workdir: Path, ports: StackPorts | None = N
     finally:
         stop.set()
         await injector.stop()
+        if driver is not None:
+            await driver.stop()
+            await driver.collect()
         if poller is not None:
             poller.cancel()
             await asyncio.gather(poller, return_exceptions=True)
@@ -311,8 +389,9 @@ async def run_scenario(sc: Scenario, workdir: Path, ports: StackPorts | None = N
         traffic_info={"initial_cars": truth_traffic.initial_cars, "turned_away": truth_traffic.turned_away,
                       "deferred_departures": truth_traffic.deferred, "reserved_for_faults": reserved,
                       "faketime": faketime_file is not None, "emulated_bays": len(emulated_spots),
-                      "synthetic_bays": len(synthetic_spots)},
-        problems=problems,
+                      "synthetic_bays": len(synthetic_spots), "boards": dict(sorted((hardware or {}).items()))},
+        problems=problems, bookings=driver, t_collect_epoch=t_collect,
+        phases_s={**{k: round(v, 1) for k, v in phases.items()}, "total": round(time.monotonic() - t_start, 1)},
     )
 
 
@@ -330,8 +409,17 @@ async def run_and_judge(sc: Scenario, workdir: Path, plots: bool = True, progres
     from hil.report import text_summary, write_json, write_plots
     from hil.verdict import judge
 
+    t0 = time.monotonic()
     result = await run_scenario(sc, workdir, progress=progress, hardware=hardware)
+    if not (workdir / "fog" / "demo-fog.db").exists() or not (workdir / "cloud.db").exists():
+        # The stack never came up: nothing to judge, but say why (and fail).
+        print(f"== verdict: {sc.name} — FAIL (the stack did not start)", flush=True)
+        for p in result.problems:
+            print(f"  problem: {p}", flush=True)
+        (workdir / "verdict.json").write_text(json.dumps({"ok": False, "problems": result.problems}, indent=2) + "\n")
+        return False
     verdict = judge(result)
+    verdict.numbers["wall_s"]["total_with_verdict"] = round(time.monotonic() - t0, 1)
     print(text_summary(verdict), flush=True)
     write_json(verdict, workdir / "verdict.json")
     written = [workdir / "verdict.json"]

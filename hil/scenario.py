@@ -7,6 +7,7 @@ typo in a fault's ``kind`` fails before a five-minute run starts, not in it.
 
 from __future__ import annotations
 
+import bisect
 import random
 import tomllib
 from dataclasses import dataclass, field
@@ -30,6 +31,14 @@ FAULT_KINDS: dict[str, dict[str, Any]] = {
 }
 
 
+# [reservations] of a scenario: the lot's reservation policy for the run (scenario seconds, theta a
+# probability). Keys go to the lot file's [reservations], except checkin_grace_s ([alerts]).
+POLICY_KEYS = ("lead_s", "theta", "grace_s", "waiting_window_s", "hold_before_s", "max_advance_s",
+               "guidance_timeout_s", "checkin_grace_s")
+BOOKING_KINDS = ("booking", "reservation")
+CARD_HEX = set("0123456789abcdefABCDEF")
+
+
 class ScenarioError(ValueError):
     """A scenario file that cannot run: which file, which key, what is wrong."""
 
@@ -46,6 +55,28 @@ class TraceEvent:
     at_s: float
     spot: str
     action: str  # "park" | "leave"
+
+
+@dataclass(frozen=True)
+class Booking:
+    """A driver's booking or reservation on the timeline, and what the driver then does.
+
+    Times are scenario seconds. ``arrive_after_s`` None: nobody comes (a
+    no-show); ``cancel_after_s``: the driver cancels instead. With
+    ``card_uid`` occupancy alone is not a check-in: the driver must ``badge``
+    the card on the bay's RC522.
+    """
+
+    at_s: float  # when the request is made
+    kind: str  # "booking" (starts now, held at once) | "reservation" (starts start_in_s later)
+    hours: int = 1
+    start_in_s: float = 0.0  # reservation: its start, after the request
+    arrive_after_s: float | None = None  # after the start: the car parks on the held spot
+    stay_s: float | None = None  # then leaves (None: still parked at the end)
+    cancel_after_s: float | None = None  # after the request: cancelled by the driver
+    card_uid: str = ""
+    badge: bool = True
+    expect: str = "admitted"  # or "refused" (e.g. inside the lead time)
 
 
 @dataclass
@@ -73,6 +104,8 @@ class Scenario:
     min_detection: float = 0.99
     detection_window_s: float = 60.0  # wall seconds a fog event may lag a truth change and still count
     max_false_reports: int | None = None  # fog state reports the truth never had (None: not judged)
+    policy: dict[str, float] = field(default_factory=dict)  # [reservations]: the lot's policy (scenario s)
+    bookings: list[Booking] = field(default_factory=list)
     source: Path | None = None
 
     @property
@@ -117,7 +150,7 @@ def load_scenario(path: Path | str) -> Scenario:
 
 
 def _parse(data: dict[str, Any], p: Path) -> Scenario:
-    known = {"scenario", "lot", "traffic", "nodes", "faults", "verdict"}
+    known = {"scenario", "lot", "traffic", "nodes", "faults", "verdict", "reservations", "bookings"}
     extra = set(data) - known
     if extra:
         raise ScenarioError(f"unknown table(s) {sorted(extra)}; known: {sorted(known)}")
@@ -179,7 +212,61 @@ def _parse(data: dict[str, Any], p: Path) -> Scenario:
             raise ScenarioError(f"{where}: unknown key(s) {sorted(unknown)} for {kind}; known: {sorted(allowed)}")
         s.faults.append(Fault(at, kind, {**allowed, **{k: v for k, v in row.items() if k in allowed}}))
     s.faults.sort(key=lambda f: f.at_s)
+    _parse_bookings(s, data)
     return s
+
+
+def _parse_bookings(s: Scenario, data: dict[str, Any]) -> None:
+    """[reservations] (the lot's policy for the run) and [[bookings]] (drivers on the timeline)."""
+    pol = data.get("reservations", {})
+    if not isinstance(pol, dict):
+        raise ScenarioError("reservations: expected a table")
+    unknown = set(pol) - set(POLICY_KEYS)
+    if unknown:
+        raise ScenarioError(f"reservations: unknown key(s) {sorted(unknown)}; known: {list(POLICY_KEYS)}")
+    for key in pol:
+        hi = 1.0 if key == "theta" else 30 * 86400.0
+        s.policy[key] = _req(_num(pol, key, "reservations", None, 0, hi), f"reservations.{key}")
+    for i, row in enumerate(data.get("bookings", [])):
+        where = f"bookings[{i}]"
+        if not isinstance(row, dict):
+            raise ScenarioError(f"{where}: expected a table")
+        known = set(Booking.__dataclass_fields__)
+        unknown = set(row) - known
+        if unknown:
+            raise ScenarioError(f"{where}: unknown key(s) {sorted(unknown)}; known: {sorted(known)}")
+        kind = row.get("kind", "booking")
+        if kind not in BOOKING_KINDS:
+            raise ScenarioError(f"{where}.kind: {kind!r} is not one of {', '.join(BOOKING_KINDS)}")
+        expect = row.get("expect", "admitted")
+        if expect not in ("admitted", "refused"):
+            raise ScenarioError(f"{where}.expect: {expect!r} is not one of admitted, refused")
+        card = row.get("card_uid", "")
+        if not isinstance(card, str) or (card and (set(card) - CARD_HEX or len(card) not in (8, 14, 20))):
+            raise ScenarioError(f"{where}.card_uid: the card's UID in hex, 4, 7 or 10 bytes; got {card!r}")
+        badge = row.get("badge", True)
+        if not isinstance(badge, bool):
+            raise ScenarioError(f"{where}.badge: expected true or false, got {badge!r}")
+        b = Booking(
+            at_s=_req(_num(row, "at_s", where, None, 0, s.duration_s), f"{where}.at_s"),
+            kind=kind,
+            hours=int(_req(_num(row, "hours", where, 1, 1, 72), f"{where}.hours")),
+            start_in_s=_req(_num(row, "start_in_s", where, 0.0, 0, 86400), f"{where}.start_in_s"),
+            arrive_after_s=_num(row, "arrive_after_s", where, None, 0, 86400),
+            stay_s=_num(row, "stay_s", where, None, 0, 86400),
+            cancel_after_s=_num(row, "cancel_after_s", where, None, 0, 86400),
+            card_uid=card.lower(), badge=badge, expect=expect,
+        )
+        if b.kind == "booking" and "start_in_s" in row:
+            raise ScenarioError(f"{where}.start_in_s: a booking starts when it is made; use kind = \"reservation\"")
+        if b.cancel_after_s is not None and b.arrive_after_s is not None:
+            raise ScenarioError(f"{where}: give arrive_after_s or cancel_after_s, not both")
+        if b.stay_s is not None and b.arrive_after_s is None:
+            raise ScenarioError(f"{where}.stay_s: needs arrive_after_s (a car that never comes cannot stay)")
+        s.bookings.append(b)
+    if s.bookings and s.spots is not None:
+        raise ScenarioError("bookings: need a lot with a lane graph to hold spots; generated lots "
+                            "(lot.spots) have none: use the demo lot")
 
 
 def library() -> list[str]:
@@ -187,7 +274,7 @@ def library() -> list[str]:
     return sorted(p.stem for p in SCENARIO_DIR.glob("*.toml"))
 
 
-STANDARD = ("smoke", "night", "rush-hour", "faults-short")  # what `make hil` runs (`run --all`)
+STANDARD = ("smoke", "night", "rush-hour", "faults-short", "reservations")  # what `make hil` runs (`run --all`)
 
 
 class TruthTraffic:
@@ -211,14 +298,18 @@ class TruthTraffic:
         self.turned_away = 0
         self.deferred = 0  # Poisson departures postponed because every car was too fresh
         self.log: list[tuple[float, str, str]] = []  # (wall s, spot, "occupied"|"empty")
+        self.held: set[str] = set()  # spots the fog holds for a booking: random cars do not park there
+        self.scripted: set[str] = set()  # spots whose car is a booked one (it leaves when its script says)
+        self.paused: dict[int, float] = {}  # booking -> no random arrival before this wall time (it picks a spot)
         acc = sc.acceleration
-        self.pending: list[tuple[float, str, str]] = []  # (wall s, spot, action) from the initial fill/trace
+        # (wall s, spot, action, scripted) from the initial fill, the trace and the bookings
+        self.pending: list[tuple[float, str, str, bool]] = []
         n0 = int(round(self.rng.uniform(0.0, sc.initial_occupancy_max) * len(spots)))
         for spot in self.rng.sample(spots, n0):
-            self.pending.append((self.rng.uniform(0.0, sc.initial_spread_s), spot, "park"))
+            self.pending.append((self.rng.uniform(0.0, sc.initial_spread_s), spot, "park", False))
         self.initial_cars = n0
         for ev in sc.trace:
-            self.pending.append((ev.at_s / acc, ev.spot, ev.action))
+            self.pending.append((ev.at_s / acc, ev.spot, ev.action, False))
         self.pending.sort()
         self.next_arrival = self._gap(sc.arrivals_per_min)
         self.next_departure = self._gap(sc.departures_per_min or 0.0)
@@ -228,9 +319,20 @@ class TruthTraffic:
             return float("inf")
         return self.rng.expovariate(per_min / 60.0) / self.sc.acceleration
 
-    def _park(self, now: float, spot: str, out: list[tuple[str, str]]) -> None:
+    def script(self, at: float, spot: str, action: str) -> None:
+        """A booked car's move (wall time): parks on its held spot, or leaves it."""
+        bisect.insort(self.pending, (at, spot, action, True))
+
+    def _free_spot(self, now: float, touched: set[str]) -> str | None:
+        free = [s for s in self.spots if s not in self.occupied and s not in touched and s not in self.held
+                and now - self.freed.get(s, -1e9) >= self.sc.min_dwell_s]
+        return self.rng.choice(free) if free else None
+
+    def _park(self, now: float, spot: str, out: list[tuple[str, str]], scripted: bool = False) -> None:
         self.occupied[spot] = now
-        if self.sc.mean_stay_s is not None:
+        if scripted:
+            self.scripted.add(spot)
+        elif self.sc.mean_stay_s is not None:
             stay = self.rng.expovariate(1.0 / self.sc.mean_stay_s) / self.sc.acceleration
             self.due_leave[spot] = now + max(self.sc.min_dwell_s, stay)
         self.log.append((now, spot, "occupied"))
@@ -238,6 +340,7 @@ class TruthTraffic:
 
     def _leave(self, now: float, spot: str, out: list[tuple[str, str]]) -> None:
         del self.occupied[spot]
+        self.scripted.discard(spot)
         self.due_leave.pop(spot, None)
         self.freed[spot] = now
         self.log.append((now, spot, "empty"))
@@ -247,28 +350,41 @@ class TruthTraffic:
         """Advance to wall time ``now``; returns [(spot, "park"|"leave")] to apply to the nodes."""
         out: list[tuple[str, str]] = []
         dwell = self.sc.min_dwell_s
+        pause_end = max(self.paused.values(), default=-1.0)
         while self.pending and self.pending[0][0] <= now:
-            _, spot, action = self.pending.pop(0)
-            if action == "park" and spot not in self.occupied:
-                self._park(now, spot, out)
-            elif action == "leave" and spot in self.occupied:
+            _, spot, action, scripted = self.pending.pop(0)
+            touched = {x for x, _ in out}
+            if action == "park" and not scripted and now < pause_end:
+                bisect.insort(self.pending, (pause_end, spot, action, scripted))  # a booking is picking a spot
+            elif scripted and action == "park":
+                if spot in self.occupied or spot in touched or now - self.freed.get(spot, -1e9) < dwell:
+                    self.script(now + 0.5, spot, "park")  # the bay is not free yet (or too freshly): wait
+                else:
+                    self._park(now, spot, out, scripted=True)
+            elif action == "park" and spot not in self.occupied and spot not in touched:
+                if spot in self.held:  # held for a booking meanwhile: this car takes another bay
+                    other = self._free_spot(now, touched)
+                    if other is not None:
+                        self._park(now, other, out)
+                else:
+                    self._park(now, spot, out)
+            elif action == "leave" and spot in self.occupied and spot not in touched:
                 self._leave(now, spot, out)
         for spot, t in list(self.due_leave.items()):
             if t <= now:
                 self._leave(now, spot, out)
         while self.next_departure <= now:
-            ripe = [s for s, t in self.occupied.items() if now - t >= dwell and s not in {x for x, _ in out}]
+            ripe = [s for s, t in self.occupied.items() if now - t >= dwell and s not in {x for x, _ in out}
+                    and s not in self.scripted]
             if ripe:
                 self._leave(now, self.rng.choice(sorted(ripe)), out)
             elif self.occupied:
                 self.deferred += 1
             self.next_departure += self._gap(self.sc.departures_per_min or 0.0)
-        while self.next_arrival <= now:
-            touched = {x for x, _ in out}
-            free = [s for s in self.spots if s not in self.occupied and s not in touched
-                    and now - self.freed.get(s, -1e9) >= dwell]
-            if free:
-                self._park(now, self.rng.choice(free), out)
+        while self.next_arrival <= now and now >= pause_end:
+            chosen = self._free_spot(now, {x for x, _ in out})
+            if chosen is not None:
+                self._park(now, chosen, out)
             else:
                 self.turned_away += 1
             self.next_arrival += self._gap(self.sc.arrivals_per_min)

@@ -50,7 +50,14 @@ class StackPorts:
 
     @classmethod
     def ephemeral(cls) -> StackPorts:
-        return cls(free_port(), free_port(), free_port())
+        """Three distinct free ports: all held open while chosen (one after another, the kernel may
+        hand the same port out twice, and the cloud then fails to bind its second listener)."""
+        with contextlib.ExitStack() as held:
+            socks = [held.enter_context(socket.socket()) for _ in range(3)]
+            for s in socks:
+                s.bind(("127.0.0.1", 0))
+            a, b, c = (int(s.getsockname()[1]) for s in socks)
+        return cls(a, b, c)
 
 
 @dataclass
@@ -167,24 +174,44 @@ class Stack:
             positions,
         )
 
-    async def start_nodes(self, spots: list[str] | None = None) -> None:
+    async def start_nodes(self, spots: list[str] | None = None, parallel: int = 8) -> None:
+        """Start the nodes (``parallel`` at a time: a node's start waits for its boot, mostly idle).
+
+        Channels are dealt in spot order and ``nodes`` keeps that order, whatever order they boot in.
+        """
         by_spot: dict[str, NodeEntry] = {n.spot: n for n in self.cfg.nodes.values()}
-        for spot in spots if spots is not None else list(by_spot):
-            await asyncio.sleep(random.uniform(0.0, 0.1))  # installers do not power every bay in one instant
+        order = spots if spots is not None else list(by_spot)
+        first = len(self.nodes)
+        made: dict[str, EmulatedNode] = {}
+        for i, spot in enumerate(order):
             entry = by_spot[spot]
             settings = {**node_json(entry), **self.node_settings}
             if self.channels_hz:  # as a site spreads its nodes over the region's channels
-                freq = self.channels_hz[len(self.nodes) % len(self.channels_hz)]
+                freq = self.channels_hz[(first + i) % len(self.channels_hz)]
                 settings["radio"] = {**dict(settings.get("radio") or {}), "freq_hz": freq}
             if spot in self.hardware:
                 from hil.hardware import HardwareNode
 
-                node: EmulatedNode = HardwareNode(self.hardware[spot], settings, self.workdir / "nodes" / spot)
+                made[spot] = HardwareNode(self.hardware[spot], settings, self.workdir / "nodes" / spot)
             else:
-                node = EmulatedNode(settings, self.workdir / "nodes" / spot)
-            node.start()
-            self.nodes[spot] = node
+                made[spot] = EmulatedNode(settings, self.workdir / "nodes" / spot)
+        gate = asyncio.Semaphore(parallel)
+
+        async def start(spot: str, node: EmulatedNode) -> None:
+            async with gate:
+                await asyncio.sleep(random.uniform(0.0, 0.1))  # installers do not power every bay in one instant
+                await asyncio.to_thread(node.start)
             self.pumps.append(asyncio.create_task(self._pump(spot, node), name=f"pump-{spot}"))
+
+        items = list(made.items())
+        if items:  # the first alone: it builds the .mpy tree the others share
+            await start(*items[0])
+        results = await asyncio.gather(*(start(s, n) for s, n in items[1:]), return_exceptions=True)
+        for spot, node in items:
+            self.nodes[spot] = node
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
 
     async def _downlink_pump(self) -> None:
         """Carry the fog's downlinks (ACKs) from the gateway to the node they address.

@@ -219,6 +219,7 @@ def judge(r: RunResult) -> Verdict:
         "faults": r.faults.done,
         "faults_not_applicable": r.faults.skipped,
         "traffic": r.traffic_info,
+        "wall_s": r.phases_s,
         "problems": r.problems,
     }
     v.details = {"missed": missed[:50], "false_reports": false_reports[:50], "lost_acked": lost_acked[:20], "not_in_cloud": not_in_cloud[:20],
@@ -238,6 +239,12 @@ def judge(r: RunResult) -> Verdict:
     }
     if sc.max_false_reports is not None:
         v.invariants[f"false reports <= {sc.max_false_reports}"] = len(false_reports) <= sc.max_false_reports
+    if r.bookings is not None:
+        from hil.booking_verdict import judge_bookings
+
+        numbers, invariants = judge_bookings(r.bookings, r.fog_alerts, fog, cloud, r.t_collect_epoch, win)
+        v.numbers["reservations"] = numbers
+        v.invariants.update(invariants)
     fog.close()
     cloud.close()
     return v

@@ -139,6 +139,7 @@ class Node:
         self.calibrate_hb = False
         self.reset_cause = 0
         self.cold = True
+        self.bench = None  # type: Any  # test_mode.Bench: the HIL bench on the console (test mode only)
 
     def _tamper_samples(self) -> int:
         t = self.cfg.tamper_s
@@ -226,6 +227,10 @@ class Node:
             self.store.saved_sig = self.store._signature(self)
         if self.reset_cause == getattr(machine, "WDT_RESET", -1):
             self.up.queue_diagnostic(frame.diagnostic_payload(frame.DIAG_WATCHDOG_RESET, 0, 0))
+        if cfg.test_mode:
+            import test_mode
+
+            self.bench = test_mode.install(self)
         if cfg.wdt_ms:
             self.wdt = machine.WDT(timeout=cfg.wdt_ms)
         if self.cold:
@@ -274,6 +279,8 @@ class Node:
             self._tick()
         if self.wdt is not None:
             self.wdt.feed()
+        if self.bench is not None:
+            self.bench.poll()
         self.cycles += 1
         f = self.field
         det = self.det
@@ -488,7 +495,9 @@ class Node:
     def sleep(self, ms: int) -> None:
         if ms <= 0:
             return
-        if self.sleep_mode == "lightsleep":
+        if self.bench is not None:  # test mode: awake, listening to the console
+            self.bench.wait_ms(ms)
+        elif self.sleep_mode == "lightsleep":
             machine.lightsleep(ms)
         else:
             time.sleep_ms(ms)

@@ -33,6 +33,8 @@ the board profile's "defaults", then the file)::
       "retry_s": 8,                         1 .. 3600 s, first retry delay (doubles each time, + jitter)
       "tamper_s": 120,                      0 (off) .. 86400 s a fault must last to be a tamper
       "debug": false,                       print "FRAME TX <hex>" / "FRAME RX <hex>" console lines
+      "test_mode": false,                   the HIL bench drives the sensor readings over the console
+                                            (test_mode.py, hil/BENCH.md); LoRa only, no deep sleep
       "radio": {
         "freq_hz": 868100000,               137 MHz .. 1020 MHz
         "sf": 7,                            7 .. 12
@@ -102,6 +104,7 @@ TOP = (
     ("retry_s", "int", 8, 1, 3600),
     ("tamper_s", "int", 120, 0, 86400),
     ("debug", "bool", False, 0, 0),
+    ("test_mode", "bool", False, 0, 0),
 )
 RADIO = (
     ("freq_hz", "int", 868100000, 137000000, 1020000000),
@@ -179,6 +182,7 @@ class NodeConfig:
     retry_s: int
     tamper_s: int
     debug: bool
+    test_mode: bool
     radio: dict
     detect: dict
     wifi: dict

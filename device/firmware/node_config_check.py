@@ -271,6 +271,10 @@ def _check_transport(cfg: NodeConfig, data: dict, defaults: dict) -> None:
             if c in "+#/":
                 _error(cfg, "wifi.lot", "must not contain '+', '#' or '/' (it is an MQTT topic level)")
                 break
+    if cfg.test_mode and cfg.deep_sleep:
+        _error(cfg, "test_mode", "keeps the board awake to listen on its console: turn deep_sleep off")
+    if cfg.test_mode and cfg.transport != "lora":
+        _error(cfg, "test_mode", "drives a LoRa node (TX/RX lines are the radio's): transport must be 'lora'")
     if cfg.deep_sleep and cfg.sample_ms < 1000:
         _error(cfg, "sample_ms", "must be at least 1000 with deep_sleep (a wake costs a boot)")
     if cfg.rfid and not isinstance(pins.get("rfid"), dict):
