@@ -36,6 +36,7 @@ while awake, and from the port's clock across deep sleep.
 
 import gc
 import os
+import sys
 import time
 
 import machine
@@ -75,6 +76,15 @@ def _rand8() -> int:
 def _rand16() -> int:
     b = os.urandom(2)
     return b[0] | (b[1] << 8)
+
+
+def _forget(name: str) -> None:
+    """Drop a module used only now and then from RAM (its next import loads it again), as main.py
+    drops node_config after boot: its code and tables are then free for the sampling loop."""
+    sys.modules.pop(name, None)
+    pkg, _, leaf = name.rpartition(".")
+    if pkg and pkg in sys.modules and hasattr(sys.modules[pkg], leaf):
+        delattr(sys.modules[pkg], leaf)  # a package keeps its submodules as attributes
 
 
 def _exists(path: str) -> bool:
@@ -157,6 +167,7 @@ class Node:
         if payload and len(payload) >= 2 and remote_config.check(self.cfg, payload) == 0:
             remote_config.apply(self.cfg, payload)
             self.up.cfg_version = remote_config.version(payload)
+        _forget("remote_config")
 
     # --- hardware ------------------------------------------------------------
 
@@ -200,6 +211,7 @@ class Node:
 
             i2c = machine.I2C(i["id"], scl=Pin(i["scl"]), sda=Pin(i["sda"]), freq=i["freq"])
             self.mag = magnetometer.probe(i2c, cfg.detect["mag_range_gauss"], 200 if cfg.deep_sleep else 10)
+            _forget("drivers.magnetometer")  # the driver it found stays
             if self.cold:
                 print("magnetometer: " + self.mag.name)
             self.update_temperature()
@@ -459,19 +471,22 @@ class Node:
         """A verified CONFIG downlink: the CONFIG_ACK status (0 applied, else 1-based index refused)."""
         import remote_config
 
-        version = remote_config.version(payload)
-        if version == self.up.cfg_version:
-            print("config " + str(version) + ": already applied")
-            return 0
-        status = remote_config.check(self.cfg, payload)
-        if status:
-            print("config " + str(version) + ": entry " + str(status) + " refused; nothing changed")
-            return status
-        remote_config.apply(self.cfg, payload)
         try:
-            remote_config.save(payload)
-        except OSError as e:
-            print("config: not saved (" + str(e) + ")")
+            version = remote_config.version(payload)
+            if version == self.up.cfg_version:
+                print("config " + str(version) + ": already applied")
+                return 0
+            status = remote_config.check(self.cfg, payload)
+            if status:
+                print("config " + str(version) + ": entry " + str(status) + " refused; nothing changed")
+                return status
+            remote_config.apply(self.cfg, payload)
+            try:
+                remote_config.save(payload)
+            except OSError as e:
+                print("config: not saved (" + str(e) + ")")
+        finally:
+            _forget("remote_config")
         self.up.cfg_version = version
         d = self.cfg.detect
         self.det.set_thresholds(d["arrive_ut"], d["leave_ut"], d["occupied_below_cm"])

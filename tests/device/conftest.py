@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,62 @@ class MpyRunner:
         if proc.returncode != 0:
             raise AssertionError(script + " failed (" + str(proc.returncode) + "):\n" + proc.stdout + proc.stderr)
         return proc
+
+    def run_linked(
+        self,
+        script: str,
+        hw_script: str,
+        heapsize: str,
+        hw_heapsize: str = "1M",
+        timeout: float = 60,
+        args: tuple[str, ...] = (),
+        compiled: bool = False,
+        cwd: Path | None = None,
+        extra_env: dict[str, str] | None = None,
+        status: int = 0,
+    ) -> tuple[subprocess.CompletedProcess[str], str]:
+        """``script`` (the firmware side, in ``heapsize``) with its hardware in a second process running
+        ``hw_script`` (``hil/emu/hw_server.py`` behind it), joined by two named pipes (``machine_link.py``).
+
+        Returns the firmware process and the hardware process's output; raises AssertionError with both
+        outputs unless both exit with ``status`` (a reset ends both with 80 + its cause)."""
+        env = self.env(compiled)
+        env.update(extra_env or {})
+        with tempfile.TemporaryDirectory(prefix="fogpark-link-") as link:
+            os.mkfifo(link + "/req")
+            os.mkfifo(link + "/rep")
+            env["FOGPARK_EMU_LINK"] = link
+            where = cwd or self.workdir
+            with open(link + "/hw.out", "w+") as hw_out:
+                # the hardware's output goes to a file: a full pipe must not stall it while the firmware waits
+                hw = subprocess.Popen(
+                    [self.binary, "-X", "heapsize=" + hw_heapsize, str(MPY_DIR / hw_script)],
+                    cwd=where, env=env, stdin=subprocess.DEVNULL, stdout=hw_out, stderr=subprocess.STDOUT,
+                )
+                try:
+                    try:
+                        fw = subprocess.run(
+                            [self.binary, "-X", "heapsize=" + heapsize, str(MPY_DIR / script), *args],
+                            cwd=where, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                            timeout=timeout,
+                        )
+                    except subprocess.TimeoutExpired as e:
+                        hw_out.seek(0)
+                        raise AssertionError(script + " timed out; hardware:\n" + hw_out.read()) from e
+                    # it ends when the firmware closes its pipe; a firmware that failed may never have opened it
+                    hw_code = hw.wait(timeout=30) if fw.returncode == status else None
+                finally:
+                    if hw.poll() is None:
+                        hw.kill()
+                        hw.wait()
+                hw_out.seek(0)
+                hw_text = hw_out.read()
+        if fw.returncode != status or hw_code != status:
+            raise AssertionError(
+                script + " exited " + str(fw.returncode) + ", " + hw_script + " exited " + str(hw_code) + ":\n"
+                + fw.stdout + fw.stderr + "\n--- hardware ---\n" + hw_text
+            )
+        return fw, hw_text
 
     def results(self, script: str, **kw: Any) -> tuple[dict[str, Any], list[str]]:
         """RESULT lines as {name: value}, and every stdout line."""

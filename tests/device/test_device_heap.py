@@ -1,35 +1,58 @@
-"""The firmware, precompiled to .mpy, through 10,000 sample cycles on a small heap (virtual time).
+"""The firmware alone, precompiled to .mpy, through 10,000 sample cycles in a small heap (virtual time).
 
 On a board the compiler's RAM is the problem: compiling proto/frame.py from
 source needs ~60 KB on this 64-bit port. ``device/mpy_build.py`` ships
 ``.mpy`` instead; the soak runs from exactly those files.
 
-The heap: on this 64-bit unix port every object is twice its size on a
-32-bit ESP32, and the emulated hardware (SX1276, magnetometer, HC-SR04 and
-RC522 register models, the world, the machine module: ~54 KB measured)
-shares the firmware's heap. The firmware and its emulation need 160 KiB
-here (measured: 144 KiB fails at boot); 64 KiB, the figure for a 32-bit
-board, is not reachable for both together on this port. What the firmware
-itself holds is measured and reported in the RESULT lines.
+What is in the measured heap: the interpreter's own start-up objects, the
+soak script (``mpy/heap_soak.py``, compiled from source), ``vtime`` (the
+virtual clock), ``machine_link`` (the thin ``machine``: each pin, SPI, I2C,
+pulse, ADC and sleep goes over a pipe) and the firmware. What is not: the
+emulated hardware (SX1276, QMC5883L, HC-SR04 and RC522 register models, the
+world, the emulated ``machine``) and the scripted fog, which run in a second
+MicroPython process (``mpy/heap_soak_hw.py`` + ``hil/emu/hw_server.py``).
+The RESULT lines say what each part holds.
+
+Measured on this 64-bit port (device/README.md, "Firmware RAM"): the
+firmware holds ~78 KB, the link ~9 KB, the interpreter, script and clock
+~5 KB; the soak runs in 104 KiB and fails in 100 KiB (at the CONFIG
+downlink). HEAP is one 8 KiB step above the smallest that works, and a test checks
+that step of headroom is real. 64 KiB, the issue's figure for a 32-bit
+board, is not reached here: pointers, object headers and function objects
+are twice their ESP32 size.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-HEAP = "160k"
+HEAP = "112k"
+HEAP_BYTES = 112 * 1024
+HEADROOM = "104k"  # the soak's first 2,600 cycles (boot, CONFIG, CALIBRATE) still run in 8 KiB less
+LEAST_FREE = 16 * 1024  # free after a collection, at the tightest cycle boundary of the run
 CYCLES = 10000
+BOARD = str(Path(__file__).parents[2] / "device" / "boards" / "unix_emulated.json")
 
 pytestmark = pytest.mark.xdist_group("device_heap")  # module fixtures: build them once, on one worker
 
+Soak = tuple[dict[str, Any], list[str], dict[str, Any], float]
 
-@pytest.fixture(scope="module")
-def soak(mpy: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], list[str]]:
-    flash = tmp_path_factory.mktemp("soak")
+
+def _results(text: str) -> dict[str, Any]:
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("RESULT "):
+            r = json.loads(line[7:])
+            out[r["name"]] = r["value"]
+    return out
+
+
+def _run(mpy: Any, flash: Path, heap: str, cycles: int) -> Soak:
     node = {
         "node_id": 0x1234ABCD,
         "key": "2b7e151628aed2a6abf7158809cf4f3c",
@@ -45,34 +68,60 @@ def soak(mpy: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, 
         "radio": {"rx_window_ms": 300},
     }
     (flash / "node.json").write_text(json.dumps(node))
-    proc = mpy.run(
-        "heap_soak.py", heapsize=HEAP, args=(str(CYCLES),), compiled=True, cwd=flash, timeout=120,
-        extra_env={"FOGPARK_EMU_BOARD": str(Path(__file__).parents[2] / "device" / "boards" / "unix_emulated.json")},
+    t0 = time.monotonic()
+    proc, hw_text = mpy.run_linked(
+        "heap_soak.py", "heap_soak_hw.py", heapsize=heap, args=(str(cycles),), compiled=True, cwd=flash,
+        timeout=120, extra_env={"FOGPARK_EMU_BOARD": BOARD},
     )
-    lines = proc.stdout.splitlines()
-    out = {}
-    for line in lines:
-        if line.startswith("RESULT "):
-            r = json.loads(line[7:])
-            out[r["name"]] = r["value"]
-    return out, lines
+    seconds = time.monotonic() - t0
+    return _results(proc.stdout), proc.stdout.splitlines(), _results(hw_text), seconds
 
 
-def test_10000_cycles_from_mpy_without_a_memory_error(soak: tuple[dict[str, Any], list[str]]) -> None:
-    r, lines = soak
+@pytest.fixture(scope="module")
+def soak(mpy: Any, tmp_path_factory: pytest.TempPathFactory) -> Soak:
+    return _run(mpy, tmp_path_factory.mktemp("soak"), HEAP, CYCLES)
+
+
+def test_10000_cycles_from_mpy_without_a_memory_error(soak: Soak) -> None:
+    r, lines, hw, seconds = soak
     assert "memory_error" not in r, r.get("memory_error")
     assert not any("MemoryError" in ln for ln in lines)
     assert r["cycles"] == CYCLES
-    assert r["heap_total"] <= 160 * 1024
-    assert r["least_free"] > 8 * 1024  # headroom left at the tightest point seen
+    assert r["heap_total"] <= HEAP_BYTES
+    assert r["least_free"] >= LEAST_FREE
+    assert seconds < 60, seconds
 
 
-def test_the_soak_exercised_every_path(soak: tuple[dict[str, Any], list[str]]) -> None:
-    r, lines = soak
+def test_the_busiest_stretch_also_runs_in_8_kib_less(mpy: Any, tmp_path: Path) -> None:
+    """The real headroom: ``least_free`` is sampled between cycles, a transient peak inside one (a
+    downlink's module import, a fragmented heap) is not. The boot, the CONFIG downlink (cycle 1000) and
+    the CALIBRATE command (cycle 2000) are where the heap is tightest."""
+    r, lines, _hw, _seconds = _run(mpy, tmp_path, HEADROOM, 2600)
+    assert "memory_error" not in r, r.get("memory_error")
+    assert r["cycles"] == 2600
+    assert r["cfg_version"] == 7
+    assert any(ln.startswith("command: recalibrate") for ln in lines)
+
+
+def test_the_hardware_is_not_in_the_firmware_heap(soak: Soak) -> None:
+    r, _lines, hw, _seconds = soak
+    # The emulation would not fit beside the firmware in this heap: it lives in the other process.
+    assert hw["emu_alloc"] + r["firmware_alloc_most"] > r["heap_total"]
+    assert r["firmware_alloc_most"] >= r["firmware_alloc_after_boot"]
+    # the link is thin next to what it replaces
+    assert r["link_alloc"] * 5 < hw["emu_alloc"]
+    # every cycle went over the link: a mark, sensor reads and a sleep at least
+    assert hw["link_requests"] > 3 * CYCLES and hw["link_replies"] > CYCLES
+    assert abs(hw["hw_virtual_s"] - r["virtual_s"]) <= 1  # one clock
+
+
+def test_the_soak_exercised_every_path(soak: Soak) -> None:
+    r, lines, hw, _seconds = soak
     assert r["virtual_s"] >= CYCLES  # 1 s samples (then 10 min heartbeats once configured)
     assert r["tx_ok"] > 100
     assert r["acked"] > 50  # confirmed uplinks acknowledged by the scripted fog
     assert r["gave_up"] == 0
+    assert hw["downlinks"] > 50
     assert r["cfg_version"] == 7  # the CONFIG downlink was applied
     assert any(ln.startswith("tx config_ack") for ln in lines)
     assert any(ln.startswith("command: recalibrate") for ln in lines)
@@ -88,7 +137,7 @@ def test_the_same_firmware_from_sources_does_not_boot_in_that_heap(mpy: Any, tmp
         json.dumps({"node_id": 7, "key": "2b7e151628aed2a6abf7158809cf4f3c", "spot": "S-2", "board": "unix_emulated"})
     )
     with pytest.raises(AssertionError, match="MemoryError"):
-        mpy.run(
-            "heap_soak.py", heapsize=HEAP, args=("10",), compiled=False, cwd=tmp_path, timeout=60,
-            extra_env={"FOGPARK_EMU_BOARD": str(Path(__file__).parents[2] / "device" / "boards" / "unix_emulated.json")},
+        mpy.run_linked(
+            "heap_soak.py", "heap_soak_hw.py", heapsize=HEAP, args=("10",), compiled=False, cwd=tmp_path,
+            timeout=60, extra_env={"FOGPARK_EMU_BOARD": BOARD},
         )
