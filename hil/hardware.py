@@ -148,27 +148,12 @@ class HardwareNode(EmulatedNode):
                 raw, buf = buf.split(b"\n", 1)
                 self._line(raw.decode(errors="replace").rstrip("\r"))
 
-    def _line(self, line: str) -> None:
-        """The same parsing as EmulatedNode._read, for lines from a board."""
-        if line.startswith("TX "):
-            try:
-                tx = Transmission.parse(line, time.monotonic())
-            except ValueError:
-                self._add_console(line)
-                return
+    def _line(self, line: str) -> Transmission | None:
+        """EmulatedNode's parsing, for lines from a board; remembers the channel it transmits on."""
+        tx = super()._line(line)
+        if tx is not None:
             self._last_freq_hz = tx.freq_hz
-            self._add_tx(tx)
-        elif line.startswith("EMU "):
-            word, _, rest = line[4:].partition(" ")
-            try:
-                data = json.loads(rest) if rest else {}
-            except ValueError:
-                data = {"raw": rest}
-            with self._cond:
-                self.events.append((word, data))
-                self._cond.notify_all()
-        else:
-            self._add_console(line)
+        return tx
 
 
 def parse_hardware(specs: list[str]) -> dict[str, str]:

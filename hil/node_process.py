@@ -322,29 +322,9 @@ class EmulatedNode:
         assert proc.stdout is not None
         for raw in proc.stdout:
             line = raw.rstrip("\n")
-            now = time.monotonic()
             if self.echo:
                 print("[node " + str(self.node_json.get("node_id")) + "] " + line, file=sys.stderr)
-            if line.startswith("TX "):
-                try:
-                    tx = Transmission.parse(line, now)
-                except ValueError:
-                    self._add_console(line)
-                    continue
-                self._add_tx(tx)
-            elif line.startswith("EMU "):
-                word, _, rest = line[4:].partition(" ")
-                try:
-                    data = json.loads(rest) if rest else {}
-                except ValueError:
-                    data = {"raw": rest}
-                with self._cond:
-                    self.events.append((word, data))
-                    if word == "rtc_memory":
-                        self._rtc_hex = str(data.get("hex", ""))
-                    self._cond.notify_all()
-            else:
-                self._add_console(line)
+            self._line(line)
         rc = proc.wait()
         cause = rc - RESET_EXIT_BASE
         with self._cond:
@@ -354,6 +334,31 @@ class EmulatedNode:
                 self.console.append("[bench] node reset (cause " + str(cause) + "): restarting")
                 self._spawn(cause)
             self._cond.notify_all()
+
+    def _line(self, line: str) -> Transmission | None:
+        """One line of the node's console: a TX, an EMU event or plain console output; returns the TX."""
+        if line.startswith("TX "):
+            try:
+                tx = Transmission.parse(line, time.monotonic())
+            except ValueError:
+                self._add_console(line)
+                return None
+            self._add_tx(tx)
+            return tx
+        if line.startswith("EMU "):
+            word, _, rest = line[4:].partition(" ")
+            try:
+                data = json.loads(rest) if rest else {}
+            except ValueError:
+                data = {"raw": rest}
+            with self._cond:
+                self.events.append((word, data))
+                if word == "rtc_memory":
+                    self._rtc_hex = str(data.get("hex", ""))
+                self._cond.notify_all()
+            return None
+        self._add_console(line)
+        return None
 
     def _add_console(self, line: str) -> None:
         with self._cond:
