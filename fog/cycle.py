@@ -108,8 +108,7 @@ class CycleEngine:
     def start_writer(self, wake: Callable[[], object] | None = None) -> None:
         """Commit on a thread of its own from now on; ``wake`` is called after each commit (any thread)."""
         self.flush()
-        self.writer = ThreadWriter(
-            self.store, wake, lambda seconds, n: self.metrics.commit_seconds.observe(seconds))
+        self.writer = ThreadWriter(self.store, wake, self.metrics.commit_seconds.observe)
 
     def stop_writer(self) -> None:
         """Commit what is in flight, deliver it, and go back to inline commits."""
@@ -165,7 +164,6 @@ class CycleEngine:
         batch.acks, self._acks = self._acks, []
         batch.requests, batch.answers = self.lot_engine.take_requests()
         if w.empty() and not (batch.taken or batch.requests):
-            self.reap()
             return 0  # an idle cycle: nothing to write, nothing waits on it
         batch.applied_at = time.monotonic()
         self.inflight.append(batch)

@@ -121,7 +121,7 @@ _RESERVATION_COLUMNS = (
 
 @dataclass
 class CycleWrite:
-    """What one cycle changes; written in one transaction by commit_cycle."""
+    """What one cycle changes; written by commit_cycles, alone or with others in one transaction."""
 
     counters: dict[int, tuple[int, bytes, int]] = field(default_factory=dict)
     down_counters: dict[int, int] = field(default_factory=dict)  # node -> last downlink counter used
@@ -244,10 +244,6 @@ class FogStore:
 
     # --- the one write path ----------------------------------------------------
 
-    def commit_cycle(self, w: CycleWrite) -> None:
-        """Write one cycle atomically; raises (and writes nothing) on failure."""
-        self.commit_cycles([w])
-
     def commit_cycles(self, writes: list[CycleWrite]) -> None:
         """Write several cycles in one transaction (a group commit), in order; all or nothing."""
         writes = [w for w in writes if not w.empty()]
@@ -287,7 +283,7 @@ class FogStore:
         self._commit_engine(conn, w)
 
     def _commit_engine(self, conn: sqlite3.Connection, w: CycleWrite) -> None:
-        """The lot engine's part of a cycle (inside commit_cycle's transaction)."""
+        """The lot engine's part of a cycle (inside commit_cycles' transaction)."""
         if w.reservations:
             cols = ",".join(_RESERVATION_COLUMNS)
             marks = ",".join("?" * len(_RESERVATION_COLUMNS))

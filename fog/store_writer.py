@@ -47,7 +47,6 @@ class Batch:
     applied_at: float = 0.0  # monotonic time the cycle handed it over
     committed_at: float = 0.0
     error: BaseException | None = None
-    done: bool = False
 
 
 class InlineWriter:
@@ -63,16 +62,12 @@ class InlineWriter:
         except Exception as err:  # noqa: BLE001 - reported to the cycle, which rolls back
             batch.error = err
         batch.committed_at = time.monotonic()
-        batch.done = True
         self._done.append(batch)
 
     def completed(self) -> list[Batch]:
         out = list(self._done)
         self._done.clear()
         return out
-
-    def pending(self) -> int:
-        return 0
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         return True
@@ -85,17 +80,16 @@ class ThreadWriter:
     """Commits on its own thread, in order, grouping what waits into one transaction."""
 
     def __init__(self, store: FogStore, wake: Callable[[], object] | None = None,
-                 observe: Callable[[float, int], None] | None = None) -> None:
+                 observe: Callable[[float], None] | None = None) -> None:
         self.store = store
         self.wake = wake  # called (from the writer thread) after each group: e.g. loop.call_soon_threadsafe
-        self.observe = observe  # (commit seconds, batches in the group)
+        self.observe = observe  # called with each successful group commit's seconds
         self._todo: deque[Batch] = deque()
         self._done: deque[Batch] = deque()
         self._cond = threading.Condition()
         self._busy = False
         self._failed_epoch = -1
         self._stop = False
-        self.groups = 0
         self._thread = threading.Thread(target=self._run, name="fog-store-writer", daemon=True)
         self._thread.start()
 
@@ -111,10 +105,6 @@ class ThreadWriter:
         while self._done:
             out.append(self._done.popleft())  # deque.popleft is atomic against the writer's append
         return out
-
-    def pending(self) -> int:
-        with self._cond:
-            return len(self._todo) + (1 if self._busy else 0)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Until everything submitted has an outcome (True), or the timeout (False)."""
@@ -155,16 +145,14 @@ class ThreadWriter:
         if live:
             try:
                 self.store.commit_cycles([b.write for b in live])
-                self.groups += 1
             except Exception as err:  # noqa: BLE001 - reported to the cycle, which rolls back
                 error = err
                 self._failed_epoch = live[0].epoch
         t1 = time.monotonic()
         if live and error is None and self.observe is not None:
-            self.observe(t1 - t0, len(live))
+            self.observe(t1 - t0)
         for b in group:
             if b.epoch == self._failed_epoch:
                 b.error = error or RuntimeError("an earlier commit of this epoch failed")
             b.committed_at = t1
-            b.done = True
             self._done.append(b)
