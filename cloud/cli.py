@@ -308,6 +308,18 @@ def _cmd_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_push_config(args: argparse.Namespace) -> int:
+    kind, path = ("lot", args.lot_file) if args.lot_file else ("tariff", args.tariff_file)
+    result = _with_ops(args, lambda ops: ops.push_config(args.lot, kind, path))
+    if args.format == "json":
+        print(json.dumps(result, indent=2))
+    else:
+        for fog, version in result["fogs"].items():
+            print(f"{kind} file {path} queued for fog {fog} as update version {version}; the fog applies it "
+                  "live or refuses it with a config_refused alert (see `fogpark-cloud alerts`)")
+    return 0
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     result = _with_ops(args, lambda ops: ops.ngsi_ld(args.type, args.lot))
     text = json.dumps(result["entities"], indent=2) + "\n"
@@ -487,6 +499,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--push", action="store_true", help="with train: queue the new models for the fogs")
     _common(p)
     p.set_defaults(func=_cmd_model)
+
+    p = sub.add_parser("push-config", help="send a lot file or a tariff to the lot's fog(s), applied live there",
+                       description="Queue a whole lot file (--lot-file) or a tariff (--tariff-file: a [tariff] "
+                       "table, as in the lot file) for every fog serving --lot. Checked here first; the fog "
+                       "checks it against its nodes and reservations, applies it between two cycles and keeps it "
+                       "across restarts, or refuses it with a config_refused alert.")
+    p.add_argument("--lot", required=True)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--lot-file", type=Path, help="a lot file (the fog's format, fog/examples/README.md)")
+    which.add_argument("--tariff-file", type=Path, help="a tariff: a [tariff] table or its keys")
+    _common(p)
+    p.set_defaults(func=_cmd_push_config)
 
     p = sub.add_parser("export", help="export lots and spots as FIWARE NGSI-LD (OffStreetParking, ParkingSpot)")
     p.add_argument("what", choices=("ngsi-ld",))

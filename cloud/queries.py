@@ -20,6 +20,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO
 
 from cloud import ngsi
@@ -541,6 +542,39 @@ class Operations:
         """The newest quality report per lot (Brier score against persistence on held-out days)."""
         lot_id = self.lot_id(lot) if lot is not None else None
         return _model_report(self.store.model_reports(lot_id), self.clock())
+
+    def push_config(self, lot: str, kind: str, path: Path) -> dict[str, Any]:
+        """Queue a lot file or a tariff for the lot's fog(s) (CloudUpdate.lot_config_toml / tariff_toml).
+
+        Checked here as the fog will check it (fog.config's validation), so a wrong file is refused
+        before it is queued; the fog checks again against what it holds (registered nodes, live
+        reservations), applies it live or refuses it with a ``config_refused`` alert.
+        """
+        from fog import cloud_config
+        from fog.config import ConfigError, load_lot
+
+        lot_id = self._known_lot(self.lot_id(lot))
+        fogs = self.config.fogs_for_lot(lot_id)
+        if not fogs:
+            raise NotFound("lot", f"no registered fog serves lot {lot_id!r}; nothing to push to", "unknown_lot")
+        try:
+            if kind == "lot":
+                parsed = load_lot(path)
+                if parsed.id != lot_id:
+                    raise ConfigError(path, "lot.id", f"the file is for lot {parsed.id!r}, not {lot_id!r}")
+            else:
+                from fog.tariffs import parse_tariff
+
+                raw = cloud_config.tariff_table(path)
+                if "auction" not in raw:  # an auction names zones of spots only the fog knows: it checks those
+                    parse_tariff(path, raw)
+        except ConfigError as exc:
+            raise QueryError(f"{kind}_file", str(exc), "bad_config") from None
+        text = path.read_text(encoding="utf-8")
+        update = (parking_pb2.CloudUpdate(lot_config_toml=text) if kind == "lot"
+                  else parking_pb2.CloudUpdate(tariff_toml=text))
+        versions = {fog: self.store.enqueue_update(fog, update) for fog in fogs}
+        return {"lot_id": lot_id, "kind": kind, "file": str(path), "fogs": versions}
 
     def push(self, lot: str) -> dict[str, Any]:
         """Queue the lot's stored models for its fog(s)."""

@@ -6,7 +6,9 @@
   subscribers occupied without a matching check-in (RFID card or plate)
   within a grace;
 * ``closed_occupancy`` — a spot occupied while the lot is closed, with no
-  guided or expected vehicle.
+  guided or expected vehicle;
+* ``config_refused`` — a lot or tariff file from the cloud was refused
+  (fog/cloud_config.py); cleared when a later file of that kind applies.
 
 Each alert is raised once (not per frame or per cycle), kept in the store's
 ``alerts`` table and synced as an ``Alert`` record; clearing it is stored and

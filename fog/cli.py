@@ -45,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     chk = sub.add_parser("check", help="validate a fog config without starting",
                          description="Validate a fog config, its lot file and its node registry.")
     chk.add_argument("config", type=Path)
+    chk.add_argument("--data-dir", type=Path, help="override [fog].data_dir (where cloud-sent lot files are kept)")
     add_tool_parsers(sub)
     add_evaluate_parser(sub)  # imports neither SUMO nor matplotlib until it runs
     return p
@@ -58,17 +59,19 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     if args.command == "check":
         try:
-            cfg = load_fog_config(args.config)
+            cfg = load_fog_config(args.config, args.data_dir)
         except ConfigError as err:
             print(f"invalid: {err}", file=sys.stderr)
             return 2
-        print(f"ok: fog {cfg.fog_id}, lot {cfg.lot.id} ({cfg.lot.capacity} spots, {len(cfg.lot.edges)} lanes), "
-              f"{len(cfg.nodes)} nodes, {len(cfg.serial)} serial gateways, "
+        print(f"ok: fog {cfg.fog_id}, lot {cfg.lot.id} ({cfg.lot.capacity} spots, {len(cfg.lot.edges)} lanes, "
+              f"from the {cfg.lot_origin}), {len(cfg.nodes)} nodes, {len(cfg.serial)} serial gateways, "
               f"cloud {'off' if not cfg.cloud else ', '.join(cfg.cloud.targets)}")
+        if cfg.lot_problem:
+            print(f"warning: {cfg.lot_problem}", file=sys.stderr)
         return 0
     setup_logging(args.log_level, args.log_json)
     try:
-        cfg = load_fog_config(args.config)
+        cfg = load_fog_config(args.config, args.data_dir)
     except ConfigError as err:
         print(f"fogpark-fog: not starting: {err}", file=sys.stderr)
         return 2
@@ -84,8 +87,6 @@ def _apply_overrides(cfg, args):  # type: ignore[no-untyped-def]
     if args.api:
         host, _, port = args.api.rpartition(":")
         changes.update(api_host=host, api_port=int(port))
-    if args.data_dir:
-        changes["data_dir"] = args.data_dir
     if args.serial:
         extra = tuple(SerialIngest(p, 115200, f"serial{i}") for i, p in enumerate(args.serial, len(cfg.serial)))
         changes["serial"] = cfg.serial + extra

@@ -205,6 +205,10 @@ class FogConfig:
     nodes_file: Path | None = None  # the registry file, rewritten by the node API
     mqtt: MqttIngest | None = None
     spi: SpiIngest | None = None
+    # Where the running lot configuration came from ("lot file", "cloud lot v5 + cloud tariff v7"), and why
+    # stored cloud files were ignored at start, if they were (fog/cloud_config.py).
+    lot_origin: str = "lot file"
+    lot_problem: str = ""
 
 
 # --- small typed readers: each names the key it is reading ----------------
@@ -631,14 +635,25 @@ def _spi_ingest(r: _Reader, ingest: dict[str, Any]) -> SpiIngest | None:
     )
 
 
-def load_fog_config(path: Path | None = None) -> FogConfig:
-    """The daemon file; relative paths in it are relative to the file itself."""
+def load_fog_config(path: Path | None = None, data_dir: Path | None = None) -> FogConfig:
+    """The daemon file; relative paths in it are relative to the file itself.
+
+    ``data_dir`` overrides ``[fog].data_dir``. Lot and tariff files the cloud sent and the fog applied
+    (kept in the data directory) are laid over the local lot file before the node registry is checked
+    against the lot's spots (fog/cloud_config.py).
+    """
+    from fog import cloud_config  # it imports this module
+
     path = Path(path or DEMO_FOG_CONFIG).resolve()
     data = read_toml(path)
     r = _Reader(path)
     fog = r.table(data, "fog", "")
     base = path.parent
-    lot = load_lot(base / r.string(fog, "lot", "fog"))
+    if data_dir is None:
+        data_dir = Path(r.string(fog, "data_dir", "fog", default="var/fog"))
+        if not data_dir.is_absolute():
+            data_dir = (base / data_dir) if fog.get("data_dir_relative_to_file") else Path.cwd() / data_dir
+    lot, lot_origin, lot_problem = cloud_config.overlay(load_lot(base / r.string(fog, "lot", "fog")), data_dir)
     nodes_file = fog.get("nodes")
     nodes = load_nodes(base / r.string(fog, "nodes", "fog"), lot) if nodes_file else {}
     api = r.table(data, "api", "", required=False)
@@ -672,9 +687,6 @@ def load_fog_config(path: Path | None = None) -> FogConfig:
             batch_max=r.integer(cloud_raw, "batch_max", "cloud", default=500, minimum=1, maximum=5000),
             summary_period_s=r.number(cloud_raw, "summary_period_s", "cloud", default=60, minimum=1, unit="s"),
         )
-    data_dir = Path(r.string(fog, "data_dir", "fog", default="var/fog"))
-    if not data_dir.is_absolute():
-        data_dir = (base / data_dir) if fog.get("data_dir_relative_to_file") else Path.cwd() / data_dir
     return FogConfig(
         fog_id=r.string(fog, "id", "fog"),
         lot=lot,
@@ -693,6 +705,8 @@ def load_fog_config(path: Path | None = None) -> FogConfig:
         disk=_disk_policy(r, r.table(data, "disk", "", required=False)),
         mqtt=_mqtt_ingest(r, ingest, base, r.string(fog, "id", "fog"), lot.id),
         spi=_spi_ingest(r, ingest),
+        lot_origin=lot_origin,
+        lot_problem=lot_problem,
     )
 
 

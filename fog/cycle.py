@@ -78,10 +78,10 @@ class CycleEngine:
         self._arrival_times: list[int] = []
         self._last_arrivals = 0
         self._last_departures = 0
-        self._reload()
+        self.rebuild()
 
-    def _reload(self) -> None:
-        """(Re)build in-memory state from the store: at start and after a failed commit."""
+    def rebuild(self) -> None:
+        """(Re)build in-memory state from the store and `cfg`: at start, after a failed commit, on a new lot."""
         self.admission = FrameAdmission(self.cfg.nodes, self.store.load_counters(),
                                         int(self.cfg.dedup_window_s * 1000))
         self.state = LotState(self.cfg.lot, {n.node_id: n.spot for n in self.cfg.nodes.values()})
@@ -204,7 +204,7 @@ class CycleEngine:
         self.epoch += 1  # whatever of the old epoch still waits in the writer fails unwritten
         self.queue.extendleft(reversed(taken))
         self.lot_engine.requeue(requests)
-        self._reload()
+        self.rebuild()
         self._wake_settled()  # nothing in flight: readers see the store's state again
 
     def _after_commit(self, batch: Batch) -> None:

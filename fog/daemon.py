@@ -8,16 +8,19 @@ once the last cycle is committed and the API has stopped.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from fog import api
+from fog import api, cloud_config
 from fog.admission import Reception
-from fog.config import ConfigError, FogConfig, load_fog_config
+from fog.config import ConfigError, FogConfig, LotConfig, load_fog_config
 from fog.cycle import CycleEngine
 from fog.ingest.mqtt import MqttBrokerLink
 from fog.ingest.serial_gateway import SerialGateway
@@ -61,6 +64,11 @@ class FogDaemon:
         self.notifier = SystemdNotifier()
         self._last_cycles = -1
         self.reloads = 0
+        self._app: web.Application | None = None
+        self.lot_switches = 0
+        self.last_switch_s = 0.0
+        if cfg.lot_problem:
+            log.error("%s; running on the lot file %s", cfg.lot_problem, cfg.lot.source)
 
     def _link_error(self, gateway: str, reason: str) -> None:
         # Called from a serial thread: a dict update and a counter are thread-safe enough here.
@@ -103,11 +111,84 @@ class FogDaemon:
             outcome = await engine.submit("reserve", body)
             return outcome.status < 500
         if kind in ("lot_config_toml", "tariff_toml"):
-            staged = self.cfg.data_dir / f"cloud-{kind}-v{update.version}.toml"
-            staged.write_text(getattr(update, kind))
-            log.warning("cloud sent a new %s: staged at %s (apply it with a restart)", kind, staged)
-            return True
+            return await self.apply_cloud_config("lot" if kind == "lot_config_toml" else "tariff", update.version,
+                                                 getattr(update, kind))
         return True
+
+    async def apply_cloud_config(self, kind: str, version: int, text: str) -> bool:
+        """A lot or tariff file from the cloud: validated off the loop, then made the running lot (fog/cloud_config.py).
+
+        A file that is wrong, or would orphan a node or a live reservation, changes nothing: it is
+        refused for good (logged, counted, alerted to the cloud) and the stream moves on (True).
+        """
+        staged = None
+        data_dir = self.cfg.data_dir
+        try:
+            staged = await asyncio.to_thread(cloud_config.stage, data_dir, kind, version, text, self.cfg.lot)
+            previous = cloud_config.read_active(data_dir)
+            self.switch_lot(staged.lot, where=staged.path,
+                            persist=lambda: cloud_config.describe(cloud_config.record(data_dir, staged)),
+                            undo=lambda: cloud_config.write_active(data_dir, previous))
+            cloud_config.prune(data_dir)
+        except ConfigError as err:
+            if staged is not None:
+                cloud_config.discard(self.cfg.data_dir, staged)
+            log.error("cloud %s v%d refused, nothing changed: %s", kind, version, err)
+            self.metrics.cloud_configs.labels(kind, "refused").inc()
+            await self.engine.lot_engine.submit("config_outcome", {"kind": kind, "version": version,
+                                                                   "error": str(err)})
+            return True
+        except OSError as err:
+            log.error("cloud %s v%d not applied (will retry): %s", kind, version, err)
+            return False
+        self.metrics.cloud_configs.labels(kind, "applied").inc()
+        log.info("cloud %s v%d applied in %.3f s: lot %s now has %d spots (%s)", kind, version, self.last_switch_s,
+                 self.cfg.lot.id, self.cfg.lot.capacity, self.cfg.lot_origin)
+        await self.engine.lot_engine.submit("config_outcome", {"kind": kind, "version": version, "error": ""})
+        return True
+
+    def switch_lot(self, lot: LotConfig, origin: str = "", problem: str = "",
+                   persist: Callable[[], str] | None = None, undo: Callable[[], None] | None = None,
+                   where: Path | None = None) -> None:
+        """Make ``lot`` the running lot between two cycles, all at once or not at all.
+
+        Runs on the loop's thread and does not yield: the cycle never sees half of it. Every applied
+        cycle is committed (and acknowledged) first; then ``lot`` is checked against what the store
+        holds (raises ConfigError, nothing changed), ``persist`` records it durably, and the cycle's
+        state, the lot engine and the MQTT count shadow are rebuilt from the store and ``lot``.
+        ``origin`` says where ``lot`` came from (``persist`` returns it when it records the lot). If the
+        engine cannot be built from ``lot``, ``undo`` takes the record back, the old lot is rebuilt and
+        ConfigError says why. Raises OSError if the store cannot commit now.
+        """
+        engine = self.engine
+        started = time.perf_counter()
+        if not engine.flush():
+            raise OSError("the store has not committed the last cycles; the new lot waits")
+        cloud_config.check_replacement(self.cfg.lot, lot, self.cfg.nodes, engine.lot_engine.book.live.values(),
+                                       where or lot.source)
+        if persist is not None:
+            origin = persist()
+        old = self.cfg
+        self.cfg = engine.cfg = dataclasses.replace(old, lot=lot, lot_origin=origin or old.lot_origin,
+                                                    lot_problem=problem)
+        try:
+            engine.rebuild()
+        except Exception as err:  # noqa: BLE001 - whatever the new lot breaks, the old one runs on
+            log.exception("the engine could not be built from the new lot; keeping the old one")
+            if undo is not None:
+                undo()
+            self.cfg = engine.cfg = old
+            engine.rebuild()
+            raise ConfigError(where or lot.source, "", f"the engine could not be built from it: {err!r}") from err
+        mqtt = getattr(self, "mqtt", None)
+        if mqtt is not None:
+            mqtt.relot(lot, engine.state)
+        self.lot_switches += 1
+        self.last_switch_s = time.perf_counter() - started
+        self.metrics.lot_switch_seconds.set(self.last_switch_s)
+        if self._app is not None:
+            api.broadcast(self._app, [{"type": "lot_config", "lot": lot.id, "capacity": lot.capacity,
+                                       "origin": self.cfg.lot_origin}])
 
     def count_bad_request(self, status: int) -> None:
         self.bad_requests[status] = self.bad_requests.get(status, 0) + 1
@@ -117,6 +198,8 @@ class FogDaemon:
         return {
             "fog": self.cfg.fog_id,
             "lot": self.cfg.lot.id,
+            "lot_config": {"origin": self.cfg.lot_origin, "capacity": self.cfg.lot.capacity,
+                           "switches": self.lot_switches, "last_switch_s": round(self.last_switch_s, 4)},
             "cycles": e.cycles,
             "frames_refused": dict(e.refusals),
             "link_errors": dict(self.link_errors),
@@ -132,6 +215,8 @@ class FogDaemon:
     def health(self) -> dict[str, Any]:
         """What is degraded, in words an operator can act on."""
         problems = dict(self.engine.degraded)
+        if self.cfg.lot_problem:
+            problems["cloud_config"] = self.cfg.lot_problem
         for g in self.gateways:
             if not g.connected:
                 problems[f"gateway:{g.cfg.gateway}"] = g.last_error or "not connected"
@@ -144,7 +229,7 @@ class FogDaemon:
                 "uptime_s": round(time.monotonic() - self.started_monotonic, 1)}
 
     async def start_api(self) -> web.AppRunner:
-        app = api.make_app(self)
+        app = self._app = api.make_app(self)
         self.engine.on_commit.append(lambda changes: api.broadcast(app, changes))
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
@@ -175,18 +260,32 @@ class FogDaemon:
             await asyncio.sleep(period)
 
     def reload(self) -> bool:
-        """SIGHUP: re-read the config; apply the node registry if valid, else keep running as is."""
+        """SIGHUP: re-read the config files; apply the node registry and the lot if all are valid, else nothing.
+
+        The lot (with any cloud files laid over it) is swapped in like a cloud update; settings that need
+        sockets or threads (API address, ingest backends, cloud targets) still need a restart.
+        """
         try:
-            cfg = load_fog_config(self.cfg.source)
+            cfg = load_fog_config(self.cfg.source, self.cfg.data_dir)
         except ConfigError as err:
             log.error("reload refused, keeping the running config: %s", err)
             return False
-        if cfg.lot != self.cfg.lot:
-            log.warning("reload: lot file changes need a restart; applying the node registry only")
+        nodes = dict(self.cfg.nodes)
         self.cfg.nodes.clear()
         self.cfg.nodes.update(cfg.nodes)  # the admission shares this dict
+        try:
+            if cfg.lot != self.cfg.lot:
+                self.switch_lot(cfg.lot, cfg.lot_origin, cfg.lot_problem)
+        except (ConfigError, OSError) as err:
+            self.cfg.nodes.clear()
+            self.cfg.nodes.update(nodes)
+            log.error("reload refused, keeping the running config: %s", err)
+            return False
+        self.cfg = self.engine.cfg = dataclasses.replace(self.cfg, lot_origin=cfg.lot_origin,
+                                                         lot_problem=cfg.lot_problem)
         self.reloads += 1
-        log.info("reloaded: %d nodes registered", len(cfg.nodes))
+        log.info("reloaded: %d nodes registered, lot %s with %d spots (%s)", len(cfg.nodes), cfg.lot.id,
+                 cfg.lot.capacity, cfg.lot_origin)
         return True
 
     async def run(self, install_signals: bool = True) -> None:

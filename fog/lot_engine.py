@@ -277,9 +277,12 @@ class LotEngine:
         self.book = ReservationBook(store.load_reservations(("admitted", "checked_in")))
         self.bids = [Bid(c, a, t / 1000) for c, a, t in store.load_bids()]
         self.models = ModelStore(store.load_models(), self.tz, self.policy.holidays)
+        # Adjusted band rates carry on from the store, unless the tariff since changed that band's rate.
         demand = json.loads(engine_state.get("demand", "{}"))
-        self.demand_rates: dict[str, float] = {b.id: float(demand.get("rates", {}).get(b.id, b.rate_per_hour))
-                                               for b in self.tariff.bands}
+        stored, based_on = demand.get("rates", {}), demand.get("base", {})
+        self.demand_rates: dict[str, float] = {
+            b.id: float(stored[b.id]) if b.id in stored and based_on.get(b.id, b.rate_per_hour) == b.rate_per_hour
+            else b.rate_per_hour for b in self.tariff.bands}
         self.demand_adjusted_ms: int = int(demand.get("adjusted_ms", 0))
 
         # Spot flags; eligible = free, healthy, not held.
@@ -535,7 +538,19 @@ class LotEngine:
             return self._bid(body, now_ms, w)
         if req.kind == "model":
             return self._model(body, now_ms, w)
+        if req.kind == "config_outcome":
+            return self._config_outcome(body, now_ms, w)
         raise EngineError(400, f"unknown request kind {req.kind!r}", "kind", "bad_kind")
+
+    def _config_outcome(self, body: dict[str, Any], now_ms: int, w: CycleWrite) -> dict[str, Any]:
+        """A cloud lot/tariff file was refused (raise ``config_refused``) or applied (clear it)."""
+        alert_id = f"config_refused:{body['kind']}"
+        if body["error"]:
+            self.alerts.raise_alert(w, alert_id, "config_refused", now_ms,
+                                    detail=f"{body['kind']} v{body['version']}: {body['error']}"[:500])
+        else:
+            self.alerts.clear(w, alert_id, now_ms, f"{body['kind']} v{body['version']} applied")
+        return {"kind": body["kind"], "version": body["version"], "applied": not body["error"]}
 
     # ---------------------------------------------------------------- selection
     def _select(self, body: dict[str, Any], now_ms: int, w: CycleWrite) -> dict[str, Any]:
@@ -897,7 +912,8 @@ class LotEngine:
             self.demand_rates = rule.next_rates(self.demand_rates, means)
             self.demand_adjusted_ms = now_ms
             log.info("demand-responsive rates now %s (mean occupancy %s)", self.demand_rates, means)
-        w.engine_state["demand"] = json.dumps({"rates": self.demand_rates, "adjusted_ms": self.demand_adjusted_ms})
+        w.engine_state["demand"] = json.dumps({"rates": self.demand_rates, "adjusted_ms": self.demand_adjusted_ms,
+                                               "base": {b.id: b.rate_per_hour for b in self.tariff.bands}})
 
     def price_per_hour(self, now_ms: int | None = None) -> float:
         now = time.time() if now_ms is None else now_ms / 1000

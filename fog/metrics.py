@@ -41,6 +41,10 @@ class FogMetrics:
                                         "Old spot events folded into daily summaries under disk pressure",
                                         registry=r)
         self.spots = Gauge("fogpark_spots", "Spots by state", ["state"], registry=r)
+        self.cloud_configs = Counter("fogpark_cloud_configs", "Lot and tariff files from the cloud, by outcome",
+                                     ["kind", "outcome"], registry=r)
+        self.lot_switch_seconds = Gauge("fogpark_lot_switch_seconds",
+                                        "How long the last live lot switch held the cycle", registry=r)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

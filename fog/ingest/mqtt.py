@@ -66,7 +66,6 @@ class MqttBrokerLink:
     ) -> None:
         self.cfg = cfg
         self.name = cfg.gateway
-        self.lot = lot
         self.submit = submit
         self.on_link_error = on_link_error or (lambda gw, reason: None)
         self.prefix = cfg.lot_topic_prefix
@@ -86,17 +85,8 @@ class MqttBrokerLink:
         self._recent: OrderedDict[bytes, bool] = OrderedDict()  # frame digest -> acknowledged yet
         self._client: mqtt.Client | None = None
         self._lock = threading.Lock()  # the count shadow and the order of state publications
-        # Incremental counts per zone and for the lot, from the committed state at start.
-        self._zone_of = {s.id: s.zone for s in lot.spots}
-        self._spot_state: dict[str, str] = {}
-        self._counts: dict[str | None, dict[str, int]] = {None: dict.fromkeys(STATES, 0)}  # None: the lot
-        for spot in lot_state().spots.values():
-            self._spot_state[spot.spot_id] = spot.state
-            for key in (None, spot.zone):
-                self._counts.setdefault(key, dict.fromkeys(STATES, 0))[spot.state] += 1
-        now = _wall_ms()
-        self._updated_ms: dict[str | None, int] = dict.fromkeys(self._counts, now)
         self._published: dict[str | None, tuple[int, int, int]] = {}
+        self._shadow(lot, lot_state())
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -263,6 +253,33 @@ class MqttBrokerLink:
         return rssi, snr
 
     # --- retained lot state (the cycle's on_commit listener, event-loop thread) -------
+
+    def _shadow(self, lot: LotConfig, state: LotState) -> None:
+        """Incremental counts per zone and for the lot, from the committed state (caller holds the lock)."""
+        self.lot = lot
+        self._zone_of = {s.id: s.zone for s in lot.spots}
+        self._spot_state: dict[str, str] = {}
+        self._counts: dict[str | None, dict[str, int]] = {None: dict.fromkeys(STATES, 0)}  # None: the lot
+        for spot in state.spots.values():
+            self._spot_state[spot.spot_id] = spot.state
+            for key in (None, spot.zone):
+                self._counts.setdefault(key, dict.fromkeys(STATES, 0))[spot.state] += 1
+        now = _wall_ms()
+        self._updated_ms: dict[str | None, int] = dict.fromkeys(self._counts, now)
+
+    def relot(self, lot: LotConfig, state: LotState) -> None:
+        """The lot was switched live: recount, publish every topic, and clear the retained state of zones
+        that are gone (an empty retained message deletes it on the broker)."""
+        with self._lock:
+            gone = [key for key in self._counts if key is not None and key not in {s.zone for s in lot.spots}]
+            self._shadow(lot, state)
+            for key in gone:
+                self._published.pop(key, None)
+                if self._session_up and self._client is not None:
+                    self._client.publish(f"{self.prefix}/zones/{zone_topic_level(key)}/state", b"", qos=1,
+                                         retain=True)
+            if self._session_up:
+                self._publish_all()
 
     def publish_changes(self, changes: list[dict[str, Any]]) -> None:
         """Apply committed spot changes to the counts; publish the topics whose counts changed."""

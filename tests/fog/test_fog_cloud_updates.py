@@ -4,7 +4,9 @@ admitted (or refused) by the fog under the cloud's id, and the answer comes back
 from __future__ import annotations
 
 import asyncio
+import signal
 import sqlite3
+import subprocess
 import time
 from pathlib import Path
 
@@ -77,5 +79,63 @@ async def test_models_and_bookings_flow_from_cloud_to_fog_and_answers_back(tmp_p
         assert fog_db.execute("SELECT value FROM sync_state WHERE key='cloud_version'").fetchone()[0] == 3
         keys = [r[0] for r in fog_db.execute("SELECT * FROM markov_models")]
         assert "weekday/0835" in keys
+    finally:
+        await stack.stop()
+
+
+async def test_an_operator_pushes_a_lot_file_the_fog_applies_it_live_and_keeps_it(tmp_path: Path) -> None:
+    """`fogpark-cloud push-config` -> gRPC stream -> the fog switches lots without a restart, refuses one that
+    would orphan a node (alert reaches the cloud), and still runs the cloud's lot after a restart."""
+    from hil.stack import BIN
+    from tests.fog.test_fog_cloud_config import NEW_SPOT, _lot_with, _without_spot
+
+    stack = Stack(tmp_path, StackPorts.ephemeral())
+    await stack.start(spots=[])
+    try:
+        bigger = tmp_path / "lot-bigger.toml"
+        bigger.write_text(_lot_with(NEW_SPOT))
+        orphaning = tmp_path / "lot-orphaning.toml"
+        orphaning.write_text(_without_spot("B12"))
+
+        def push(path: Path) -> str:
+            done = subprocess.run([str(BIN / "fogpark-cloud"), "push-config", "--db", str(stack.cloud_db),
+                                   "--lot", "demo", "--lot-file", str(path)], capture_output=True, text=True,
+                                  timeout=60)
+            assert done.returncode == 0, done.stderr
+            return done.stdout
+
+        assert "queued for fog demo-fog as update version 1" in push(bigger)
+
+        async def capacity(n: int) -> bool:
+            return bool((await stack.get_json(f"{stack.fog_url}/v1/lots/demo"))["capacity"] == n)
+
+        await _wait(lambda: capacity(25), 30, "the fog to run the cloud's lot")
+        assert "version 2" in push(orphaning)
+
+        def cloud_alerts() -> list[tuple[str, str, int]]:
+            db = sqlite3.connect(stack.cloud_db)
+            return db.execute("SELECT kind, detail, cleared_ms FROM alerts WHERE kind = 'config_refused'").fetchall()
+
+        async def refused_reached_cloud() -> list[tuple[str, str, int]]:
+            return cloud_alerts()
+
+        (kind, detail, cleared), *_ = await _wait(refused_reached_cloud, 30, "the refusal to reach the cloud")
+        assert "'B12'" in detail and cleared == 0
+        assert await capacity(25)  # nothing changed
+
+        stack.kill("fog", signal.SIGTERM)
+        stack.start_fog()
+        await stack.wait_http(f"{stack.fog_url}/healthz")
+        assert await capacity(25)
+        stats = await stack.get_json(f"{stack.fog_url}/v1/stats")
+        assert stats["lot_config"]["origin"] == "cloud lot v1"
+        fog_db = sqlite3.connect(tmp_path / "fog" / "demo-fog.db")
+        assert fog_db.execute("SELECT value FROM sync_state WHERE key='cloud_version'").fetchone()[0] == 2
+
+        bad = tmp_path / "not-a-lot.toml"
+        bad.write_text(_lot_with(NEW_SPOT).replace('id = "demo"', 'id = "elsewhere"', 1))
+        done = subprocess.run([str(BIN / "fogpark-cloud"), "push-config", "--db", str(stack.cloud_db), "--lot", "demo",
+                               "--lot-file", str(bad)], capture_output=True, text=True, timeout=60)
+        assert done.returncode != 0 and "--lot-file" in done.stderr and "'elsewhere'" in done.stderr
     finally:
         await stack.stop()
