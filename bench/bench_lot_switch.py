@@ -14,7 +14,6 @@ staging does). One registered node per spot, every spot in the store.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from fog import cloud_config  # noqa: E402
 from fog.cli_tools import DEFAULT_TARIFFS, lot_config_from_generated  # noqa: E402
 from fog.config import FogConfig, NodeEntry  # noqa: E402
 from fog.daemon import FogDaemon  # noqa: E402
@@ -45,8 +45,7 @@ def measure(spots: int) -> dict[str, float]:
         whole = lot_config_from_generated(generated, f"bench{spots}", DEFAULT_TARIFFS["hybrid"])
         assert whole.lane_graph is not None  # built off the loop, as cloud_config.stage does
         staged_s = time.perf_counter() - t
-        tariff_only = dataclasses.replace(lot, tariff=dict(DEFAULT_TARIFFS["fixed"]))
-        tariff_only.__dict__["lane_graph"] = lot.lane_graph  # what cloud_config.with_tariff does
+        tariff_only = cloud_config.replace_tariff(lot, DEFAULT_TARIFFS["fixed"])
         daemon.switch_lot(tariff_only, "bench tariff")
         tariff_s = daemon.last_switch_s
         daemon.switch_lot(whole, "bench lot")

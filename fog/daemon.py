@@ -121,7 +121,6 @@ class FogDaemon:
         A file that is wrong, or would orphan a node or a live reservation, changes nothing: it is
         refused for good (logged, counted, alerted to the cloud) and the stream moves on (True).
         """
-        staged = None
         data_dir = self.cfg.data_dir
         try:
             staged = await asyncio.to_thread(cloud_config.stage, data_dir, kind, version, text, self.cfg.lot)
@@ -131,8 +130,7 @@ class FogDaemon:
                             undo=lambda: cloud_config.write_active(data_dir, previous))
             cloud_config.prune(data_dir)
         except ConfigError as err:
-            if staged is not None:
-                cloud_config.discard(self.cfg.data_dir, staged)
+            cloud_config.prune(data_dir)  # the refused file, if it got as far as the disk
             log.error("cloud %s v%d refused, nothing changed: %s", kind, version, err)
             self.metrics.cloud_configs.labels(kind, "refused").inc()
             await self.engine.lot_engine.submit("config_outcome", {"kind": kind, "version": version,
@@ -273,16 +271,17 @@ class FogDaemon:
         nodes = dict(self.cfg.nodes)
         self.cfg.nodes.clear()
         self.cfg.nodes.update(cfg.nodes)  # the admission shares this dict
-        try:
-            if cfg.lot != self.cfg.lot:
+        if cfg.lot == self.cfg.lot:
+            self.cfg = self.engine.cfg = dataclasses.replace(self.cfg, lot_origin=cfg.lot_origin,
+                                                             lot_problem=cfg.lot_problem)
+        else:
+            try:
                 self.switch_lot(cfg.lot, cfg.lot_origin, cfg.lot_problem)
-        except (ConfigError, OSError) as err:
-            self.cfg.nodes.clear()
-            self.cfg.nodes.update(nodes)
-            log.error("reload refused, keeping the running config: %s", err)
-            return False
-        self.cfg = self.engine.cfg = dataclasses.replace(self.cfg, lot_origin=cfg.lot_origin,
-                                                         lot_problem=cfg.lot_problem)
+            except (ConfigError, OSError) as err:
+                self.cfg.nodes.clear()
+                self.cfg.nodes.update(nodes)
+                log.error("reload refused, keeping the running config: %s", err)
+                return False
         self.reloads += 1
         log.info("reloaded: %d nodes registered, lot %s with %d spots (%s)", len(cfg.nodes), cfg.lot.id,
                  cfg.lot.capacity, cfg.lot_origin)

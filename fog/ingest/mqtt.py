@@ -271,9 +271,9 @@ class MqttBrokerLink:
         """The lot was switched live: recount, publish every topic, and clear the retained state of zones
         that are gone (an empty retained message deletes it on the broker)."""
         with self._lock:
-            gone = [key for key in self._counts if key is not None and key not in {s.zone for s in lot.spots}]
+            zones_before = {key for key in self._counts if key is not None}
             self._shadow(lot, state)
-            for key in gone:
+            for key in zones_before - set(self._counts):
                 self._published.pop(key, None)
                 if self._session_up and self._client is not None:
                     self._client.publish(f"{self.prefix}/zones/{zone_topic_level(key)}/state", b"", qos=1,

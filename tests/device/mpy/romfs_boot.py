@@ -14,6 +14,7 @@ The image is copied there, mounted with ``vfs.VfsRom`` and put first on
 """
 
 import _thread
+import os
 import sys
 
 import uctypes
@@ -48,7 +49,7 @@ if not fresh:
     print("romfs_boot: no thread stack mapping found")
     sys.exit(2)
 low = fresh[0][0] + 4096
-size = __import__("os").stat(image)[6]
+size = os.stat(image)[6]
 if size > STACK // 2:
     print("romfs_boot: image too large for the stack region")
     sys.exit(2)
