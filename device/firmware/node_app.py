@@ -31,7 +31,11 @@ done.
 The sampling path (``Node.step`` when nothing is sent) allocates nothing
 beyond small ints: preallocated buffers, integer units (0.1 uT, mm, us).
 Time is counted in whole seconds (``uptime_s``): from ticks_ms differences
-while awake, and from the port's clock across deep sleep.
+while awake, and from the port's clock across deep sleep. In deep-sleep mode
+the uptime saved before sleeping is re-read from that clock (``_clock_anchor_s``:
+the clock's second at uptime 0), so the awake part of each wake, shorter than a
+second, is not dropped wake after wake (it once made a state that lasted one
+sample period report 0 s).
 """
 
 import gc
@@ -129,6 +133,7 @@ class Node:
         self.sleep_mode = "sleep_ms"
         self.uptime_s = 0
         self._ms_acc = 0
+        self._clock_anchor_s = int(time.time())
         self._boot_ms = time.ticks_ms()
         self._last_ms = self._boot_ms
         self.cycles = 0
@@ -194,6 +199,8 @@ class Node:
                 gap = 0 if gap < 0 else 86400 if gap > 86400 else gap
                 self.uptime_s += gap
                 self.up.advance(gap)
+                # a clock jump (clamped gap) re-anchors here rather than skewing every later wake
+                self._clock_anchor_s = int(time.time()) - self.uptime_s
             else:
                 self.cold = True
         if _exists("calibrate.req"):
@@ -539,6 +546,10 @@ class Node:
                 pass
         if self.up.radio is not None:
             self.up.radio.sleep()
+        by_clock = int(time.time()) - self._clock_anchor_s
+        if self.uptime_s <= by_clock <= self.uptime_s + awake // 1000 + 2:
+            self.up.advance(by_clock - self.uptime_s)
+            self.uptime_s = by_clock  # the sub-second awake time counted (ticks count whole seconds)
         store = self.store
         wrote = store.save(self)
         print("sleep: awake " + str(awake) + " ms, next wake in " + str(ms) + " ms" + (", state saved" if wrote and store.where == "flash" else ""))
