@@ -97,9 +97,23 @@ def compile_tree(out: Path, board: str | None = None, compiled: bool = True, emu
     return files
 
 
+_RECIPE = "mpy-cross -o OUT -s MODULE_NAME SRC"  # in the cache key: a changed recipe rebuilds the trees
+
+
+def source_name(remote: str) -> str:
+    """The name tracebacks give a compiled module: its module name (``drivers/hcsr04.mpy`` ->
+    ``drivers.hcsr04``). Why not the path: every name in a loaded ``.mpy`` is interned in RAM for
+    good, and the module name already is (the import interned it), so this costs the node nothing;
+    a path would be one more string per module on a 64 KiB heap."""
+    name = remote[:-4]
+    if name.endswith("/__init__"):
+        name = name[: -len("/__init__")]
+    return name.replace("/", ".")
+
+
 def _mpy_cross(binary: str, src: Path, dst: Path, remote: str) -> None:
-    """Compile ``src`` to ``dst``; tracebacks name it by its path on the board."""
-    proc = subprocess.run([binary, "-o", str(dst), "-s", remote[:-4] + ".py", str(src)], capture_output=True, text=True)
+    """Compile ``src`` to ``dst``; tracebacks name it by its module name (``source_name``)."""
+    proc = subprocess.run([binary, "-o", str(dst), "-s", source_name(remote), str(src)], capture_output=True, text=True)
     if proc.returncode != 0:
         raise BuildError("mpy-cross failed on " + str(src) + ":\n" + proc.stderr)
 
@@ -108,6 +122,7 @@ def _digest(emu: bool) -> str:
     h = hashlib.sha256()
     h.update(Path(mpy_cross_binary()).read_bytes()[:4096])
     h.update(str(mpy_version()).encode())
+    h.update(_RECIPE.encode())
     for src, remote in sources(None, emu):
         h.update(remote.encode())
         h.update(src.read_bytes())

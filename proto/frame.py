@@ -27,49 +27,20 @@ _fast_cmac = None  # type: Callable[[bytes, bytes], bytes] | None  # (CPython: s
 try:  # MicroPython
     import cryptolib  # type: ignore[import-not-found]
 
-    def _aes_encryptor(key: bytes) -> "Callable[[bytes], bytes]":
-        return cryptolib.aes(key, 1).encrypt
-
-except ImportError:  # CPython
-    import threading  # type: ignore[import-not-found,unused-ignore]  # CPython only
-
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-
-    _aes_cache = threading.local()  # per thread: an encryptor context is not thread-safe
-
-    from cryptography.hazmat.primitives import cmac as _cmac
-
-    def _openssl_cmac(key: bytes, msg: bytes) -> bytes:
-        """OpenSSL's AES-CMAC from a context keyed once per key and copied per message: 0.6 us
-        against 7 us for the portable code below (the fog checks every frame's MIC). The portable
-        code stays what MicroPython runs; the RFC 4493 vectors check both."""
-        cache = getattr(_aes_cache, "cmac_by_key", None)
-        if cache is None:
-            cache = _aes_cache.cmac_by_key = {}
-        base = cache.get(key)
-        if base is None:
-            if len(cache) >= 4096:
-                cache.clear()
-            base = cache[key] = _cmac.CMAC(algorithms.AES(key))
-        c = base.copy()
-        c.update(msg)
-        return c.finalize()
-
-    _fast_cmac = _openssl_cmac
+    _aes_last = [b"", None]  # type: list  # [key, its ECB encrypt]: a node has one key
 
     def _aes_encryptor(key: bytes) -> "Callable[[bytes], bytes]":
-        """ECB encryptors cached per key: building the AES key schedule is most of a MIC check
-        on the fog (ECB keeps no state between whole blocks, so reuse is exact)."""
-        cache = getattr(_aes_cache, "by_key", None)
-        if cache is None:
-            cache = _aes_cache.by_key = {}
-        key = bytes(key)
-        enc = cache.get(key)
-        if enc is None:
-            if len(cache) >= 4096:
-                cache.clear()
-            enc = cache[key] = Cipher(algorithms.AES(key), modes.ECB()).encryptor().update
-        return enc
+        """One ECB encryptor per key, reused (ECB keeps no state between blocks). A fresh one per
+        frame cost a 320-byte block every send; in a 64 KiB heap that block is where it ran out."""
+        if _aes_last[0] != key:
+            _aes_last[1] = cryptolib.aes(key, 1).encrypt
+            _aes_last[0] = bytes(key)
+        return _aes_last[1]
+
+except ImportError:  # CPython: OpenSSL's AES and CMAC, in a module the node never loads (its names
+    # would be interned in the node's RAM just for being in this file)
+    from proto.frame_cpython import aes_encryptor as _aes_encryptor  # type: ignore[no-redef,unused-ignore]
+    from proto.frame_cpython import openssl_cmac as _fast_cmac  # type: ignore[no-redef,unused-ignore]
 
 
 VERSION = 1

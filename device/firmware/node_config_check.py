@@ -150,7 +150,7 @@ def check(data: object, board_dirs: "list | None" = None) -> NodeConfig:
             _error(cfg, "key", "must be a string of 32 hex characters, got " + _type_name(v))
         elif len(v) != 32:
             _error(cfg, "key", "must be 32 hex characters (a 128-bit AES key), got " + str(len(v)))
-        elif not all(c in HEX for c in v):
+        elif v.strip(HEX):  # strip, not a loop over the characters: each 1-character string would be interned for good
             _error(cfg, "key", "must contain only hex digits 0-9 a-f")
         elif v.strip("0") == "":
             _error(cfg, "key", "must not be all zeros")
@@ -163,7 +163,7 @@ def check(data: object, board_dirs: "list | None" = None) -> NodeConfig:
             _error(cfg, "spot", "must be a string, got " + _type_name(v))
         elif not 1 <= len(v) <= 32:
             _error(cfg, "spot", "must be 1 to 32 characters, got " + str(len(v)))
-        elif not all(c in SPOT_CHARS for c in v):
+        elif v.strip(SPOT_CHARS):
             _error(cfg, "spot", "may contain only letters, digits and - _ . : / #, got " + repr(v))
         else:
             cfg.spot = v

@@ -39,6 +39,21 @@ def test_micropython_is_really_micropython() -> None:
     assert out.stdout.strip() == "micropython"
 
 
+def test_micropython_keeps_one_aes_context_per_key() -> None:
+    """A node signs every frame with one key: its AES context is made once, not per frame (each
+    was a 320-byte block; in a 64 KiB heap the block the node ran out on). A new key gets its own."""
+    script = (
+        "from proto import frame\n"
+        "a = bytes(range(16)); b = bytes(16)\n"
+        "e = frame._aes_encryptor(a)\n"
+        "print(e is frame._aes_encryptor(bytearray(a)), frame._aes_encryptor(b) is e, e(bytes(16)).hex())\n"
+    )
+    out = subprocess.run([MICROPYTHON, "-c", script], env={"MICROPYPATH": f"{ROOT}:.frozen"},
+                         capture_output=True, text=True, timeout=30)
+    # AES-128 of a zero block under key 00..0f (FIPS-197 style check value)
+    assert out.stdout.split() == ["True", "False", "c6a13b37878f5b826f4f8162a1c8d879"], out.stdout + out.stderr
+
+
 def test_occupancy_event_fits_in_16_bytes() -> None:
     payload = frame.occupancy_payload(frame.OCCUPIED, 0xF0, 10**9, 399, 9999)
     assert len(frame.encode_frame(frame.OCCUPANCY, 0xFFFFFFFF, 0xFFFFFFFF, payload, KEY)) == 16

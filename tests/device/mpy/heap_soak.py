@@ -26,60 +26,64 @@ def result(name, value):
     sys.stdout.write("RESULT " + json.dumps({"name": name, "value": value}) + "\n")
 
 
-CYCLES = int(sys.argv[1]) if len(sys.argv) > 1 else 10000
-gc.collect()
-start = gc.mem_alloc()  # type: ignore[attr-defined]  # the interpreter, this script, vtime
-import machine_link  # noqa: E402
+def main(cycles):
+    """The soak in a function: its names are locals (slots), not globals MicroPython would intern."""
+    gc.collect()
+    start = gc.mem_alloc()  # type: ignore[attr-defined]  # the interpreter, this script, vtime
+    import machine_link
 
-sys.modules["machine"] = machine_link
-gc.collect()
-base = gc.mem_alloc()  # type: ignore[attr-defined]
-result("harness_alloc", start)
-result("link_alloc", base - start)
-# main.py's boot sequence
-from proto import frame  # noqa: E402, F401
+    sys.modules["machine"] = machine_link
+    gc.collect()
+    base = gc.mem_alloc()  # type: ignore[attr-defined]
+    result("harness_alloc", start)
+    result("link_alloc", base - start)
+    # main.py's boot sequence
+    from proto import frame
 
-gc.collect()
-import node_config  # noqa: E402
+    gc.collect()
+    import node_config
 
-cfg = node_config.load("node.json")
-del node_config
-sys.modules.pop("node_config_check", None)
-del sys.modules["node_config"]
-gc.collect()
-import node_app  # noqa: E402
+    cfg = node_config.load("node.json")
+    del node_config
+    sys.modules.pop("node_config_check", None)
+    del sys.modules["node_config"]
+    gc.collect()
+    import node_app
 
-node = node_app.Node(cfg)
-node.setup()
-gc.collect()
-result("free_after_boot", gc.mem_free())  # type: ignore[attr-defined]
-result("firmware_alloc_after_boot", gc.mem_alloc() - base)  # type: ignore[attr-defined]
-least = gc.mem_free()  # type: ignore[attr-defined]
-most_fw = gc.mem_alloc() - base  # type: ignore[attr-defined]
-done = 0
-try:
-    for i in range(CYCLES):
-        machine_link.emu_mark(i)
-        node.step()
-        node.sleep(cfg.sample_ms)
-        done += 1
-        if i % 50 == 0:
-            gc.collect()
-            f = gc.mem_free()  # type: ignore[attr-defined]
-            if f < least:
-                least = f
-                most_fw = gc.mem_alloc() - base  # type: ignore[attr-defined]
-except MemoryError as e:
-    result("memory_error", [done, repr(e)])
-gc.collect()
-result("cycles", done)
-result("least_free", least)
-result("firmware_alloc_most", most_fw)  # what the firmware held when the heap was tightest
-result("heap_total", gc.mem_free() + gc.mem_alloc())  # type: ignore[attr-defined]
-result("tx_ok", node.up.tx_ok)
-result("acked", node.up.acked)
-result("gave_up", node.up.gave_up)
-result("cfg_version", node.up.cfg_version)
-result("sample_ms", cfg.sample_ms)
-result("virtual_s", int(vtime.elapsed_s()))
-result("frame_file", frame.__file__)  # where the firmware was imported from (/rom/... from a ROMFS)
+    node = node_app.Node(cfg)
+    node.setup()
+    gc.collect()
+    result("free_after_boot", gc.mem_free())  # type: ignore[attr-defined]
+    result("firmware_alloc_after_boot", gc.mem_alloc() - base)  # type: ignore[attr-defined]
+    least = gc.mem_free()  # type: ignore[attr-defined]
+    most_fw = gc.mem_alloc() - base  # type: ignore[attr-defined]
+    done = 0
+    try:
+        for i in range(cycles):
+            machine_link.emu_mark(i)
+            node.step()
+            node.sleep(cfg.sample_ms)
+            done += 1
+            if i % 50 == 0:
+                gc.collect()
+                f = gc.mem_free()  # type: ignore[attr-defined]
+                if f < least:
+                    least = f
+                    most_fw = gc.mem_alloc() - base  # type: ignore[attr-defined]
+    except MemoryError as e:
+        result("memory_error", [done, repr(e)])
+    gc.collect()
+    result("cycles", done)
+    result("least_free", least)
+    result("firmware_alloc_most", most_fw)  # what the firmware held when the heap was tightest
+    result("heap_total", gc.mem_free() + gc.mem_alloc())  # type: ignore[attr-defined]
+    result("tx_ok", node.up.tx_ok)
+    result("acked", node.up.acked)
+    result("gave_up", node.up.gave_up)
+    result("cfg_version", node.up.cfg_version)
+    result("sample_ms", cfg.sample_ms)
+    result("virtual_s", int(vtime.elapsed_s()))
+    result("frame_file", frame.__file__)  # where the firmware was imported from (/rom/... from a ROMFS)
+
+
+main(int(sys.argv[1]) if len(sys.argv) > 1 else 10000)

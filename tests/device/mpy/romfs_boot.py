@@ -38,26 +38,29 @@ def _park(lock):
     lock.acquire()  # never released: this thread's stack is the flash
 
 
-image, module = sys.argv[1], sys.argv[2]
-before = _maps()
-_thread.stack_size(STACK)
-lock = _thread.allocate_lock()
-lock.acquire()
-_thread.start_new_thread(_park, (lock,))
-fresh = sorted(m for m in _maps() - before if m[1] - m[0] >= STACK // 2)
-if not fresh:
-    print("romfs_boot: no thread stack mapping found")
-    sys.exit(2)
-low = fresh[0][0] + 4096
-size = os.stat(image)[6]
-if size > STACK // 2:
-    print("romfs_boot: image too large for the stack region")
-    sys.exit(2)
-flash = uctypes.bytearray_at(low, size)
-with open(image, "rb") as f:
-    f.readinto(flash)
-vfs.mount(vfs.VfsRom(flash), "/rom")
-sys.path.insert(0, "/rom")
-del before, fresh, _maps, size, f
+def _mount(image):
+    """Copy ``image`` outside the heap and mount it at /rom. In a function: its names are
+    locals, which MicroPython does not intern (module globals it does, for good)."""
+    before = _maps()
+    _thread.stack_size(STACK)
+    lock = _thread.allocate_lock()
+    lock.acquire()
+    _thread.start_new_thread(_park, (lock,))
+    fresh = sorted(m for m in _maps() - before if m[1] - m[0] >= STACK // 2)
+    if not fresh:
+        print("romfs_boot: no thread stack mapping found")
+        sys.exit(2)
+    size = os.stat(image)[6]
+    if size > STACK // 2:
+        print("romfs_boot: image too large for the stack region")
+        sys.exit(2)
+    flash = uctypes.bytearray_at(fresh[0][0] + 4096, size)
+    with open(image, "rb") as f:
+        f.readinto(flash)
+    vfs.mount(vfs.VfsRom(flash), "/rom")
+    sys.path.insert(0, "/rom")
+
+
+_mount(sys.argv[1])
 sys.argv[:] = sys.argv[2:]
-__import__(module)
+__import__(sys.argv[0])
