@@ -62,6 +62,24 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _enable_wal(db: Database, timeout_s: float) -> None:
+    """Switch the file to WAL, waiting up to ``timeout_s`` for the lock.
+
+    The switch needs an exclusive lock and SQLite does not apply the busy
+    timeout to it: replicas starting together on a new file got "database is
+    locked" at once (3 processes, ~1 start in 100 here). They retry instead.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            db.enable_wal()
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)
+
+
 class CloudStore:
     """History of every fog's records, cursors, and the per-fog queue of cloud updates."""
 
@@ -79,7 +97,7 @@ class CloudStore:
             str(self.path), timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
         )
         self.db = Database(conn)
-        self.db.enable_wal()
+        _enable_wal(self.db, busy_timeout_s)
         conn.execute(f"PRAGMA synchronous={synchronous}")
         migrate(self.db)
         self._lock = threading.Lock()
