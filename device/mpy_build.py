@@ -97,9 +97,6 @@ def compile_tree(out: Path, board: str | None = None, compiled: bool = True, emu
     return files
 
 
-_RECIPE = "mpy-cross -o OUT -s MODULE_NAME SRC"  # in the cache key: a changed recipe rebuilds the trees
-
-
 def source_name(remote: str) -> str:
     """The name tracebacks give a compiled module: its module name (``drivers/hcsr04.mpy`` ->
     ``drivers.hcsr04``). Why not the path: every name in a loaded ``.mpy`` is interned in RAM for
@@ -111,9 +108,14 @@ def source_name(remote: str) -> str:
     return name.replace("/", ".")
 
 
+def _mpy_cross_args(binary: str, src: Path, dst: Path, remote: str) -> list[str]:
+    """The mpy-cross command; tracebacks name the module by its module name (``source_name``)."""
+    return [binary, "-o", str(dst), "-s", source_name(remote), str(src)]
+
+
 def _mpy_cross(binary: str, src: Path, dst: Path, remote: str) -> None:
-    """Compile ``src`` to ``dst``; tracebacks name it by its module name (``source_name``)."""
-    proc = subprocess.run([binary, "-o", str(dst), "-s", source_name(remote), str(src)], capture_output=True, text=True)
+    """Compile ``src`` to ``dst``."""
+    proc = subprocess.run(_mpy_cross_args(binary, src, dst, remote), capture_output=True, text=True)
     if proc.returncode != 0:
         raise BuildError("mpy-cross failed on " + str(src) + ":\n" + proc.stderr)
 
@@ -122,7 +124,8 @@ def _digest(emu: bool) -> str:
     h = hashlib.sha256()
     h.update(Path(mpy_cross_binary()).read_bytes()[:4096])
     h.update(str(mpy_version()).encode())
-    h.update(_RECIPE.encode())
+    # the command itself (for a sample module) is in the key: a changed recipe rebuilds the trees
+    h.update(" ".join(_mpy_cross_args("mpy-cross", Path("SRC"), Path("OUT"), "pkg/mod.mpy")).encode())
     for src, remote in sources(None, emu):
         h.update(remote.encode())
         h.update(src.read_bytes())

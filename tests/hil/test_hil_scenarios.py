@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -47,7 +48,7 @@ def test_the_published_scenario_says_what_issue_7_says() -> None:
 def test_a_wrong_scenario_is_refused_naming_the_key(tmp_path: Path, text: str, where: str) -> None:
     p = tmp_path / "bad.toml"
     p.write_text(text)
-    with pytest.raises(ScenarioError, match=where.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(ScenarioError, match=re.escape(where)):
         load_scenario(p)
 
 
@@ -97,7 +98,7 @@ def test_percentiles() -> None:
 def test_a_wrong_booking_is_refused_naming_the_key(tmp_path: Path, text: str, where: str) -> None:
     p = tmp_path / "bad.toml"
     p.write_text("[scenario]\nduration_s = 10\n" + text)
-    with pytest.raises(ScenarioError, match=where.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(ScenarioError, match=re.escape(where)):
         load_scenario(p)
 
 

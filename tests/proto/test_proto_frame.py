@@ -1,8 +1,8 @@
 """The radio frame contract: golden vectors on both interpreters, fuzzing, counters."""
 
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from frame_vectors_check import check_all
@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from proto import frame
 
 ROOT = Path(__file__).resolve().parents[2]
-MICROPYTHON = str(Path(sys.executable).with_name("micropython"))
 KEY = bytes(range(16))
 
 
@@ -20,26 +19,20 @@ def test_golden_and_rfc4493_vectors_cpython(vectors: dict) -> None:
     assert check_all(vectors) == len(vectors["frames"]) + len(vectors["rfc4493"]["cases"])
 
 
-def test_golden_and_rfc4493_vectors_micropython(vectors: dict) -> None:
-    out = subprocess.run(
-        [MICROPYTHON, str(ROOT / "tests/proto/frame_vectors_check.py"), str(ROOT / "proto/frame_vectors.json")],
-        env={"MICROPYPATH": f"{ROOT}:.frozen"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+def test_golden_and_rfc4493_vectors_micropython(vectors: dict, micropython: Callable[..., Any]) -> None:
+    out = micropython(str(ROOT / "tests/proto/frame_vectors_check.py"), str(ROOT / "proto/frame_vectors.json"),
+                      timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.split() == ["PASS", str(len(vectors["frames"]) + len(vectors["rfc4493"]["cases"]))]
     assert "MicroPython" not in out.stdout  # really ran the script, not the REPL banner
 
 
-def test_micropython_is_really_micropython() -> None:
-    out = subprocess.run([MICROPYTHON, "-c", "import sys; print(sys.implementation.name)"],
-                         capture_output=True, text=True, timeout=30)
+def test_micropython_is_really_micropython(micropython: Callable[..., Any]) -> None:
+    out = micropython("-c", "import sys; print(sys.implementation.name)")
     assert out.stdout.strip() == "micropython"
 
 
-def test_micropython_keeps_one_aes_context_per_key() -> None:
+def test_micropython_keeps_one_aes_context_per_key(micropython: Callable[..., Any]) -> None:
     """A node signs every frame with one key: its AES context is made once, not per frame (each
     was a 320-byte block; in a 64 KiB heap the block the node ran out on). A new key gets its own."""
     script = (
@@ -48,8 +41,7 @@ def test_micropython_keeps_one_aes_context_per_key() -> None:
         "e = frame._aes_encryptor(a)\n"
         "print(e is frame._aes_encryptor(bytearray(a)), frame._aes_encryptor(b) is e, e(bytes(16)).hex())\n"
     )
-    out = subprocess.run([MICROPYTHON, "-c", script], env={"MICROPYPATH": f"{ROOT}:.frozen"},
-                         capture_output=True, text=True, timeout=30)
+    out = micropython("-c", script)
     # AES-128 of a zero block under key 00..0f (FIPS-197 style check value)
     assert out.stdout.split() == ["True", "False", "c6a13b37878f5b826f4f8162a1c8d879"], out.stdout + out.stderr
 

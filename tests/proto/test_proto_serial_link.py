@@ -1,16 +1,12 @@
 """The gateway serial link: SLIP + CRC, resynchronisation, both interpreters."""
 
-import subprocess
-import sys
-from pathlib import Path
+from collections.abc import Callable
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from proto import serial_link as sl
-
-ROOT = Path(__file__).resolve().parents[2]
-MICROPYTHON = str(Path(sys.executable).with_name("micropython"))
 
 
 def test_crc16_check_value() -> None:
@@ -60,15 +56,14 @@ def test_decoder_never_raises(data: bytes) -> None:
         assert isinstance(item, (dict, sl.LinkError))
 
 
-def test_same_bytes_under_micropython() -> None:
+def test_same_bytes_under_micropython(micropython: Callable[..., Any]) -> None:
     script = (
         "from proto import serial_link as sl\n"
         "w = sl.encode_rx(bytes(range(20)) + bytes([0xC0, 0xDB]), 513, -97, -7.25, 9, 868300000)\n"
         "print(w.hex())\n"
         "print(sl.SlipDecoder().feed(b'junk' + w)[-1]['frame'].hex())\n"
     )
-    out = subprocess.run([MICROPYTHON, "-c", script], env={"MICROPYPATH": f"{ROOT}:.frozen"},
-                         capture_output=True, text=True, timeout=30)
+    out = micropython("-c", script)
     assert out.returncode == 0, out.stderr
     wire_hex, frame_hex = out.stdout.split()
     radio = bytes(range(20)) + bytes([0xC0, 0xDB])
