@@ -18,7 +18,7 @@ Subcommands (``fogpark-node <command> --help`` for details):
 * ``battery`` -- the energy budget term by term, battery life, the
   dominant term and the solar panel for energy neutrality.
 
-node.json is validated by ``device/firmware/node_config.py`` -- the code the
+node.json is validated by ``device/firmware/node_config_check.py`` -- the code the
 node itself runs at boot -- loaded here under CPython, so the tool and the
 node never disagree about what a valid file is.
 """
@@ -57,7 +57,7 @@ def firmware_module(name: str) -> ModuleType:
 
 def validate_node_json(data: object) -> Any:
     """The firmware validator's verdict (a NodeConfig with ``errors``)."""
-    return firmware_module("node_config").validate(data, [str(BOARDS_DIR)])
+    return firmware_module("node_config_check").check(data, [str(BOARDS_DIR)])
 
 
 # --- registry (nodes.toml) ------------------------------------------------------
@@ -470,7 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     ck = sub.add_parser(
         "check",
         help="validate a node.json with the firmware's own validator",
-        description="Run device/firmware/node_config.py (the validator the node runs at boot) on a "
+        description="Run device/firmware/node_config_check.py (the validator the node runs at boot) on a "
         "node.json. Exit status 0 when valid; otherwise every problem is listed, naming the key.",
     )
     ck.add_argument("node_json", metavar="node.json", help="the file to check")

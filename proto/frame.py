@@ -18,7 +18,15 @@ the header and payload.
 
 import struct
 
-TYPE_CHECKING = False  # MicroPython has no typing module; mypy treats this as True
+try:
+    from micropython import const
+except ImportError:  # CPython: unit tests and the CLI
+
+    def const(expr):  # type: ignore[no-redef,misc]
+        return expr
+
+
+TYPE_CHECKING = const(False)  # mypy: True; MicroPython drops the block at compile time (no names interned)
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -37,10 +45,11 @@ try:  # MicroPython
             _aes_last[0] = bytes(key)
         return _aes_last[1]
 
-except ImportError:  # CPython: OpenSSL's AES and CMAC, in a module the node never loads (its names
-    # would be interned in the node's RAM just for being in this file)
-    from proto.frame_cpython import aes_encryptor as _aes_encryptor  # type: ignore[no-redef,unused-ignore]
-    from proto.frame_cpython import openssl_cmac as _fast_cmac  # type: ignore[no-redef,unused-ignore]
+except ImportError:  # CPython: OpenSSL's AES and CMAC, in a module the node never loads. By getattr with
+    # long strings: MicroPython interns the names of an import statement (and short strings) even in a
+    # branch it never runs, and the node is short of RAM.
+    _aes_encryptor = getattr(__import__("proto.frame_cpython", None, None, ["aes_encryptor"]), "aes_encryptor")  # noqa: B009
+    _fast_cmac = getattr(__import__("proto.frame_cpython", None, None, ["openssl_cmac"]), "openssl_cmac")  # noqa: B009
 
 
 VERSION = 1

@@ -85,11 +85,10 @@ OCCUPIED = const(1)
 UNKNOWN = const(2)
 
 # Internal phases.
-P_EMPTY = const(0)
-P_ARRIVING = const(1)
-P_OCCUPIED = const(2)
-P_LEAVING = const(3)
-PHASE_NAMES = ("empty", "arriving", "occupied", "leaving")
+_P_EMPTY = const(0)
+_P_ARRIVING = const(1)
+_P_OCCUPIED = const(2)
+_P_LEAVING = const(3)
 
 # Range argument values besides a distance in mm.
 RANGE_NONE = const(-1)  # ranger fired: no echo, or an implausible reading
@@ -100,8 +99,8 @@ T_RANGE_BLIND = const(1)
 T_RANGE_SHORT = const(2)
 T_MAG_SATURATED = const(4)
 
-STATE_FORMAT = "<BBBBiiiiiiiiiiiiiBHHHHHHIB"  # see save_into
-STATE_SIZE = struct.calcsize(STATE_FORMAT)
+_STATE_FORMAT = const("<BBBBiiiiiiiiiiiiiBHHHHHHIB")  # see save_into
+STATE_SIZE = struct.calcsize(_STATE_FORMAT)
 
 
 def isqrt(n: int) -> int:
@@ -140,7 +139,7 @@ class Detector:
         self.calib_samples = calib_samples if calib_samples > 0 else 1
         self.rebaseline = rebaseline_samples
         self.tamper_samples = tamper_samples
-        self.phase = P_EMPTY
+        self.phase = _P_EMPTY
         self.state = UNKNOWN
         self.count = 0  # consecutive samples supporting a pending transition
         self.drift = 0  # consecutive samples of "range clear, field off-baseline"
@@ -214,7 +213,7 @@ class Detector:
         """
         if not self.ranger_trusted():
             return False
-        if self.phase != P_EMPTY or not mag_ok or self.cal_left > 0 or self.hit_n > 0 or self.watch > 0:
+        if self.phase != _P_EMPTY or not mag_ok or self.cal_left > 0 or self.hit_n > 0 or self.watch > 0:
             return True
         if self.short_n > 0:
             return True  # something lay on the sensor at the last reading: watch it
@@ -281,7 +280,7 @@ class Detector:
             self.tamper &= ~T_MAG_SATURATED
         ranged = range_mm != RANGE_SKIPPED
         phase = self.phase
-        settled_empty = phase <= P_ARRIVING
+        settled_empty = phase <= _P_ARRIVING
 
         # Magnetometer evidence: 2 strong, 1 weak, 0 quiet, -1 unknown; d2 to the
         # baseline, d2o to the parked vehicle's field (occupied phases).
@@ -359,9 +358,9 @@ class Detector:
                 self.count += 1
                 if mag == 0:
                     self.count = self.hold
-                self.phase = P_ARRIVING
+                self.phase = _P_ARRIVING
                 if self.count >= self.hold:
-                    self.phase = P_OCCUPIED
+                    self.phase = _P_OCCUPIED
                     self.count = 0
                     self.hit_n = 0
                     self.clear_n = 0
@@ -370,7 +369,7 @@ class Detector:
                     self.oz = z if mag_ok else self.bz >> 4
                     return self._commit(OCCUPIED)
                 return False
-            self.phase = P_EMPTY
+            self.phase = _P_EMPTY
             self.count = 0
             if mag >= 1 and rng == 0:
                 # Clear range but the field is off-baseline: drift (or a neighbour), not a car.
@@ -402,16 +401,16 @@ class Detector:
             gone = dropped
         if gone:
             self.count += 1
-            self.phase = P_LEAVING
+            self.phase = _P_LEAVING
             if self.count >= self.hold:
-                self.phase = P_EMPTY
+                self.phase = _P_EMPTY
                 self.count = 0
                 self.clear_n = 0
                 self.hit_n = 0
                 self.drift = 0
                 return self._commit(EMPTY)
             return False
-        self.phase = P_OCCUPIED
+        self.phase = _P_OCCUPIED
         self.count = 0
         return False
 
@@ -420,7 +419,7 @@ class Detector:
     def save_into(self, buf: bytearray, off: int) -> None:
         """Pack the detector into ``buf[off:off+STATE_SIZE]``."""
         struct.pack_into(
-            STATE_FORMAT,
+            _STATE_FORMAT,
             buf,
             off,
             self.phase,
@@ -479,7 +478,7 @@ class Detector:
             self.clear_n,
             self.samples,
             self.watch,
-        ) = struct.unpack_from(STATE_FORMAT, buf, off)
+        ) = struct.unpack_from(_STATE_FORMAT, buf, off)
         self.range_hit = bool(bits & 1)
         self.tamper = bits >> 1
 

@@ -24,8 +24,16 @@ a power cut during a write leaves the old or the new limit, both safe.
 
 import os
 
-FCNT_MAX = 0xFFFFFFFF
-MAGIC = "fcnt1"
+try:
+    from micropython import const
+except ImportError:  # CPython: unit tests and the CLI
+
+    def const(expr):  # type: ignore[no-redef,misc]
+        return expr
+
+
+_FCNT_MAX = const(0xFFFFFFFF)
+_MAGIC = const("fcnt1")
 
 
 class FcntError(OSError):
@@ -57,7 +65,7 @@ class FcntStore:
         except OSError:
             return 0, 0, -1  # first boot: no file yet
         parts = text.split()
-        if len(parts) not in (3, 4) or parts[0] != MAGIC:
+        if len(parts) not in (3, 4) or parts[0] != _MAGIC:
             raise FcntError(22, "frame counter file " + self.path + " is corrupt: " + repr(text[:40]))
         try:
             limit = int(parts[1])
@@ -65,7 +73,7 @@ class FcntStore:
             rx_last = int(parts[3]) if len(parts) == 4 else -1
         except ValueError:
             raise FcntError(22, "frame counter file " + self.path + " is corrupt: " + repr(text[:40])) from None
-        if not 0 <= limit <= FCNT_MAX + 1 or boots < 0 or rx_last > FCNT_MAX:
+        if not 0 <= limit <= _FCNT_MAX + 1 or boots < 0 or rx_last > _FCNT_MAX:
             raise FcntError(22, "frame counter file " + self.path + " is out of range")
         return limit, boots, rx_last
 
@@ -76,7 +84,7 @@ class FcntStore:
 
     def _write(self, limit: int) -> None:
         tmp = self.path + ".tmp"
-        line = MAGIC + " " + str(limit) + " " + str(self.boots)
+        line = _MAGIC + " " + str(limit) + " " + str(self.boots)
         if self.rx_last >= 0:
             line += " " + str(self.rx_last)
         with open(tmp, "w") as f:
@@ -93,15 +101,15 @@ class FcntStore:
 
     def _reserve(self) -> None:
         limit = self.next + self.block
-        if limit > FCNT_MAX + 1:
-            limit = FCNT_MAX + 1
+        if limit > _FCNT_MAX + 1:
+            limit = _FCNT_MAX + 1
         self._write(limit)
         self.limit = limit
 
     def take(self) -> int:
         """The next unused counter (reserving a new block first when needed)."""
         if self.next >= self.limit:
-            if self.next > FCNT_MAX:
+            if self.next > _FCNT_MAX:
                 raise FcntError(28, "frame counter exhausted: the node needs a new key")
             self._reserve()
         n = self.next

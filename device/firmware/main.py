@@ -2,8 +2,11 @@
 
 The import order keeps the RAM peak low on a node that compiles its .py
 files itself: the largest module (the frame codec) first, while the heap is
-emptiest; then node.json is validated and the validator dropped from RAM;
-then the sampling code and drivers.
+emptiest; then node.json is loaded and the config modules dropped from RAM;
+then the sampling code and drivers. When node.json had to be checked (it
+changed since the last boot) and the heap is under 128 KiB, the node
+restarts once before sampling: the rules' names stay interned until a reset
+(node_config.py says why).
 """
 
 import gc
@@ -23,6 +26,11 @@ try:
     del node_config
     sys.modules.pop("node_config_check", None)
     del sys.modules["node_config"]
+    if cfg.checked and gc.mem_alloc() + gc.mem_free() < 131072:  # type: ignore[attr-defined]
+        # a heap under 128 KiB (an ESP32 without PSRAM): the rules' ~100 interned names would cost it
+        # ~6 KB for good; with more RAM a second boot buys nothing
+        print("config: node.json checked and saved; restarting with a clean heap")
+        machine.soft_reset()
     gc.collect()
     import node_app
 

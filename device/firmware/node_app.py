@@ -54,22 +54,25 @@ from drivers.hcsr04 import HCSR04
 
 from proto import frame
 
-TYPE_CHECKING = False
+try:
+    from micropython import const
+except ImportError:  # CPython: unit tests and the CLI
+
+    def const(expr):  # type: ignore[no-redef,misc]
+        return expr
+
+
+TYPE_CHECKING = const(False)  # mypy: True; MicroPython drops the block at compile time (no names interned)
 if TYPE_CHECKING:
     from typing import Any  # noqa: F401 - type comments
 
     from node_config import NodeConfig
 
-FW_VERSION = "0.2.0"
+_FW_VERSION = const("0.2.0")
 STATE_NAMES = ("empty", "occupied", "unknown")
-SATURATED = 0x02  # drivers' read_into() bit
+_SATURATED = const(0x02)  # drivers' read_into() bit
 DEEPSLEEP_RESET = getattr(machine, "DEEPSLEEP_RESET", 4)
-TAMPER_DIAG = (
-    (detect.T_RANGE_BLIND, frame.DIAG_RANGE_BLIND),
-    (detect.T_RANGE_SHORT, frame.DIAG_RANGE_SHORT),
-    (detect.T_MAG_SATURATED, frame.DIAG_MAG_SATURATED),
-)
-CARD_REPEAT_S = 30  # the same card again within this is the same check-in
+_CARD_REPEAT_S = const(30)  # the same card again within this is the same check-in
 
 
 def _rand8() -> int:
@@ -150,7 +153,7 @@ class Node:
         self.next_hb_s = 0
         self.card_uid = b""
         self.card_seen = False
-        self.card_at_s = -CARD_REPEAT_S
+        self.card_at_s = -_CARD_REPEAT_S
         self.calibrate_hb = False
         self.reset_cause = 0
         self.cold = True
@@ -269,7 +272,7 @@ class Node:
             rst = Pin(f["reset"]) if self.cold and "reset" in f else None
             self.rfid = RC522(spi, Pin(f["cs"]), rst, self.cold)
         except OSError as e:
-            print("rfid: " + str(e) + "; check-in disabled")
+            print(f"rfid: {e}; check-in disabled")
             self.rfid = None
 
     def read_battery(self) -> int:
@@ -308,7 +311,7 @@ class Node:
         mag = self.mag
         if mag is not None:
             try:
-                saturated = mag.read_into(f) & SATURATED != 0
+                saturated = mag.read_into(f) & _SATURATED != 0
                 mag_ok = True
             except OSError:
                 mag_ok = False
@@ -329,11 +332,11 @@ class Node:
         elif state != self.prev_state:
             self.prev_state = state  # first known state after boot
             self.state_since_s = self.uptime_s
-            print("state " + STATE_NAMES[state] + " (initial)")
+            print(f"state {STATE_NAMES[state]} (initial)")
         if det.tamper != self.reported_tamper:
             self.on_tamper(f[2] // 10)
         if was_calibrating and det.cal_left == 0:
-            print("calibrated: baseline " + str(det.bx >> 4) + " " + str(det.by >> 4) + " " + str(det.bz >> 4) + " (0.1 uT)")
+            print(f"calibrated: baseline {det.bx >> 4} {det.by >> 4} {det.bz >> 4} (0.1 uT)")
             if self.calibrate_hb:
                 self.calibrate_hb = False
                 self.up.pending_hb = True
@@ -370,7 +373,7 @@ class Node:
             return
         if uid is None:
             return
-        if uid == self.card_uid and self.uptime_s - self.card_at_s < CARD_REPEAT_S:
+        if uid == self.card_uid and self.uptime_s - self.card_at_s < _CARD_REPEAT_S:
             return
         self.card_uid = uid
         self.card_at_s = self.uptime_s
@@ -411,23 +414,19 @@ class Node:
         rng = self.last_range_mm
         dist_cm = None if rng < 0 else rng / 10
         dev_ut = detect.isqrt(self.det.dev2) // 10
-        print(
-            "state "
-            + STATE_NAMES[state]
-            + " after "
-            + str(prev_s)
-            + " s; deviation "
-            + str(dev_ut)
-            + " uT; range "
-            + ("none" if dist_cm is None else str(dist_cm) + " cm")
-        )
+        rng_text = "none" if dist_cm is None else f"{dist_cm} cm"
+        print(f"state {STATE_NAMES[state]} after {prev_s} s; deviation {dev_ut} uT; range {rng_text}")
         self.up.queue_occupancy(frame.occupancy_payload(state, self.flags(state, ranged), prev_s, dist_cm, dev_ut))
 
     def on_tamper(self, reading: int) -> None:
         det = self.det
-        for bit, code in TAMPER_DIAG:
+        for bit, code in (
+            (detect.T_RANGE_BLIND, frame.DIAG_RANGE_BLIND),
+            (detect.T_RANGE_SHORT, frame.DIAG_RANGE_SHORT),
+            (detect.T_MAG_SATURATED, frame.DIAG_MAG_SATURATED),
+        ):
             if det.tamper & bit and not self.reported_tamper & bit:
-                print("tamper: " + frame.DIAG_NAMES[code])
+                print(f"tamper: {frame.DIAG_NAMES[code]}")
                 extra = det.blind_n if bit == detect.T_RANGE_BLIND else det.short_n if bit == detect.T_RANGE_SHORT else det.sat_n
                 self.up.queue_diagnostic(frame.diagnostic_payload(code, reading, extra))
         if self.reported_tamper and not det.tamper:
@@ -465,14 +464,12 @@ class Node:
                 self.store.save(self, True)
             machine.reset()
         elif cmd == frame.CMD_SELFTEST:
-            print(
-                "self-test: magnetometer " + ("ok" if self.mag is not None else "missing")
-                + ", ranger " + ("ok" if self.ranger is not None else "none")
-                + ", tamper " + str(self.det.tamper)
-            )
+            mag = "ok" if self.mag is not None else "missing"
+            ranger = "ok" if self.ranger is not None else "none"
+            print(f"self-test: magnetometer {mag}, ranger {ranger}, tamper {self.det.tamper}")
             self.up.pending_hb = True
         else:
-            print("command " + str(cmd) + ": not supported by this firmware")
+            print(f"command {cmd}: not supported by this firmware")
 
     def config(self, payload: bytes) -> int:
         """A verified CONFIG downlink: the CONFIG_ACK status (0 applied, else 1-based index refused)."""
@@ -481,17 +478,17 @@ class Node:
         try:
             version = remote_config.version(payload)
             if version == self.up.cfg_version:
-                print("config " + str(version) + ": already applied")
+                print(f"config {version}: already applied")
                 return 0
             status = remote_config.check(self.cfg, payload)
             if status:
-                print("config " + str(version) + ": entry " + str(status) + " refused; nothing changed")
+                print(f"config {version}: entry {status} refused; nothing changed")
                 return status
             remote_config.apply(self.cfg, payload)
             try:
                 remote_config.save(payload)
             except OSError as e:
-                print("config: not saved (" + str(e) + ")")
+                print(f"config: not saved ({e})")
         finally:
             _forget("remote_config")
         self.up.cfg_version = version
@@ -501,10 +498,10 @@ class Node:
         hb = self.uptime_s + self.cfg.heartbeat_s
         if self.next_hb_s > hb:
             self.next_hb_s = hb
+        cfg = self.cfg
         print(
-            "config " + str(version) + " applied: sample " + str(self.cfg.sample_ms) + " ms, heartbeat "
-            + str(self.cfg.heartbeat_s) + " s, arrive " + str(d["arrive_ut"]) + " uT, occupied below "
-            + str(d["occupied_below_cm"]) + " cm, confirmed " + str(self.cfg.confirmed)
+            f"config {version} applied: sample {cfg.sample_ms} ms, heartbeat {cfg.heartbeat_s} s, arrive "
+            f"{d['arrive_ut']} uT, occupied below {d['occupied_below_cm']} cm, confirmed {cfg.confirmed}"
         )
         return 0
 
@@ -552,7 +549,8 @@ class Node:
             self.uptime_s = by_clock  # the sub-second awake time counted (ticks count whole seconds)
         store = self.store
         wrote = store.save(self)
-        print("sleep: awake " + str(awake) + " ms, next wake in " + str(ms) + " ms" + (", state saved" if wrote and store.where == "flash" else ""))
+        saved = ", state saved" if wrote and store.where == "flash" else ""
+        print(f"sleep: awake {awake} ms, next wake in {ms} ms{saved}")
         machine.deepsleep(ms)
 
 
@@ -560,39 +558,28 @@ def idle_forever(cfg: "NodeConfig") -> None:
     """No usable board profile: nothing to drive; keep saying why."""
     while True:
         for e in cfg.errors:
-            print("config error: " + e)
+            print(f"config error: {e}")
         print("node idle: no usable board profile; fix node.json")
         for _ in range(300):
             machine.idle()
             time.sleep_ms(200)
 
 
-def run(cfg: "NodeConfig | None" = None, max_samples: int = 0) -> Node:
-    """Boot the node with ``cfg`` (default: load node.json) and sample forever."""
-    if cfg is None:
-        import node_config
-
-        cfg = node_config.load("node.json")
+def run(cfg: "NodeConfig", max_samples: int = 0) -> Node:
+    """Boot the node with ``cfg`` (main.py loads it) and sample forever."""
     if cfg.pins is None:
         idle_forever(cfg)
     node = Node(cfg)
     node.setup()
     if node.cold:
-        print(
-            "node "
-            + FW_VERSION
-            + ": magnetometer "
-            + ("ok" if node.mag is not None else "missing")
-            + ", ranger "
-            + ("ok" if node.ranger is not None else "none")
-            + ", "
-            + ("radio" if cfg.transport == "lora" else cfg.transport)
-            + " "
-            + ("ok" if node.up.link is not None else "missing")
-            + ("" if node.up.enabled else " (transmit disabled)")
-            + (", rfid ok" if node.rfid is not None else "")
-            + (", deep sleep (state in " + node.store.where + ")" if node.store is not None else "")
-        )
+        mag = "ok" if node.mag is not None else "missing"
+        ranger = "ok" if node.ranger is not None else "none"
+        link = "radio" if cfg.transport == "lora" else cfg.transport
+        link_ok = "ok" if node.up.link is not None else "missing"
+        disabled = "" if node.up.enabled else " (transmit disabled)"
+        rfid = ", rfid ok" if node.rfid is not None else ""
+        sleep = "" if node.store is None else f", deep sleep (state in {node.store.where})"
+        print(f"node {_FW_VERSION}: magnetometer {mag}, ranger {ranger}, {link} {link_ok}{disabled}{rfid}{sleep}")
     gc.collect()
     if cfg.deep_sleep:
         node.step()

@@ -1,10 +1,24 @@
 """Node configuration: ``node.json`` on the board's flash, validated at boot.
 
-The same validator runs under CPython for ``fogpark-node check`` and
-``fogpark-node provision``. A bad file never stops the node silently: every
-problem is printed on the console naming the key and what is wrong, and the
-returned config has ``tx_enabled`` False, so a node without a valid key
-never transmits.
+The same validator (``node_config_check.check``) runs under CPython for
+``fogpark-node check`` and ``fogpark-node provision``. A bad file never
+stops the node silently: every problem is printed on the console naming the
+key and what is wrong, and the returned config has ``tx_enabled`` False, so
+a node without a valid key never transmits.
+
+Checked once per change: the rules are ~100 names and messages that
+MicroPython interns for good when it loads them (a few KB of a 64 KiB heap,
+kept until the next reset). So the node checks node.json only when it, its
+board profile or ``SCHEMA`` changed: a valid file's verdict is saved in
+``node.json.checked`` (the settings with every default filled in, and a
+SHA-256 over node.json, the profile and ``_SCHEMA``), ``cfg.checked`` says
+the rules ran, and main.py then soft-resets (on a heap under 128 KiB) so the
+sampling loop starts with a clean heap. Every later boot (and every
+deep-sleep wake, which no longer pays for checking) reads the saved verdict
+after comparing the hash, without loading the rules. A bad file is never
+saved: it is checked, and its problems printed, at every boot.
+``fogpark-node flash`` deletes the saved verdict (new firmware may bring
+new rules or defaults).
 
 node.json (every key but the first four is optional; defaults below, then
 the board profile's "defaults", then the file)::
@@ -73,80 +87,96 @@ profile (``deep_sleep`` key, ``rfid`` pins, ``wifi`` capability).
 
 import json
 
-KNOWN_BOARDS = (
-    "heltec_lora32_v2",
-    "ttgo_lora32",
-    "feather_esp32_v2_rfm95",
-    "feather_rp2040_rfm95",
-    "unix_emulated",
-)
-BANDWIDTHS_HZ = (7800, 10400, 15600, 20800, 31250, 41700, 62500, 125000, 250000, 500000)
-SPOT_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.:/#"
-HEX = "0123456789abcdefABCDEF"
+try:
+    from micropython import const
+except ImportError:  # CPython: unit tests and the CLI
 
-# (key, kind, default, low, high) -- kind: "int", "float", "bool"
-TOP = (
-    ("sample_ms", "int", 1000, 50, 600000),
-    ("heartbeat_s", "int", 10800, 10, 86400),
-    ("boot_jitter_s", "int", 30, 0, 600),
-    ("low_battery_mv", "int", 3400, 2500, 4500),
-    ("duty_cycle_pct", "float", 1.0, 0.01, 100.0),
-    ("temp_offset_c", "float", 0.0, -50.0, 50.0),
-    ("wdt_ms", "int", 30000, 0, 600000),
-    ("fcnt_block", "int", 16, 1, 1024),
-    ("ranger", "bool", True, 0, 0),
-    ("rfid", "bool", False, 0, 0),
-    ("region", "choice", "EU868", ("EU868", "US915"), 0),
-    ("transport", "choice", "lora", ("lora", "wifi", "uart"), 0),
-    ("deep_sleep", "bool", False, 0, 0),
-    ("confirmed", "bool", False, 0, 0),
-    ("retries", "int", 3, 0, 8),
-    ("retry_s", "int", 8, 1, 3600),
-    ("tamper_s", "int", 120, 0, 86400),
-    ("debug", "bool", False, 0, 0),
-    ("test_mode", "bool", False, 0, 0),
+    def const(expr):  # type: ignore[no-redef,misc]
+        return expr
+
+
+_SCHEMA = const("fogpark-node-config 1")  # bump with the rules or defaults: a saved verdict is then checked again
+_CHECKED = const(".checked")  # node.json.checked: the node's own verdict on node.json
+
+# The keys, with the rules node_config_check applies: (section, ((key, kind, default, low, high), ...)),
+# kind "int", "float", "bool", "choice" (low: the choices) or "str" (low..high characters); section ""
+# is the top level. Here, not there: loading this module interns the names, so json.load of a saved
+# verdict reuses them instead of allocating a string per key (~56 bytes each on this port). One
+# table, not one per section: every module-level name is one more interned name.
+SECTIONS = (
+    (
+        "",
+        (
+            ("sample_ms", "int", 1000, 50, 600000),
+            ("heartbeat_s", "int", 10800, 10, 86400),
+            ("boot_jitter_s", "int", 30, 0, 600),
+            ("low_battery_mv", "int", 3400, 2500, 4500),
+            ("duty_cycle_pct", "float", 1.0, 0.01, 100.0),
+            ("temp_offset_c", "float", 0.0, -50.0, 50.0),
+            ("wdt_ms", "int", 30000, 0, 600000),
+            ("fcnt_block", "int", 16, 1, 1024),
+            ("ranger", "bool", True, 0, 0),
+            ("rfid", "bool", False, 0, 0),
+            ("region", "choice", "EU868", ("EU868", "US915"), 0),
+            ("transport", "choice", "lora", ("lora", "wifi", "uart"), 0),
+            ("deep_sleep", "bool", False, 0, 0),
+            ("confirmed", "bool", False, 0, 0),
+            ("retries", "int", 3, 0, 8),
+            ("retry_s", "int", 8, 1, 3600),
+            ("tamper_s", "int", 120, 0, 86400),
+            ("debug", "bool", False, 0, 0),
+            ("test_mode", "bool", False, 0, 0),
+        ),
+    ),
+    (
+        "radio",
+        (
+            ("freq_hz", "int", 868100000, 137000000, 1020000000),
+            ("sf", "int", 7, 7, 12),
+            ("bw_hz", "int", 125000, 7800, 500000),
+            ("cr", "int", 5, 5, 8),
+            ("power_dbm", "int", 14, 2, 20),
+            ("sync_word", "int", 0x12, 0, 255),
+            ("preamble", "int", 8, 6, 65535),
+            ("rx_window_ms", "int", 0, 0, 10000),
+        ),
+    ),
+    (
+        "detect",
+        (
+            ("arrive_ut", "float", 12.0, 0.5, 500.0),
+            ("leave_ut", "float", 6.0, 0.5, 500.0),
+            ("occupied_below_cm", "float", 80.0, 5.0, 400.0),
+            ("hold_samples", "int", 2, 1, 20),
+            ("ema_shift", "int", 5, 1, 12),
+            ("calib_samples", "int", 4, 1, 100),
+            ("rebaseline_samples", "int", 40, 0, 10000),
+            ("range_every", "int", 20, 1, 1000),
+            ("mag_range_gauss", "int", 8, 2, 8),
+            ("short_below_cm", "float", 8.0, 2.0, 50.0),
+        ),
+    ),
+    (
+        "wifi",
+        (
+            ("ssid", "str", "", 0, 32),
+            ("password", "str", "", 0, 63),
+            ("broker", "str", "", 0, 253),
+            ("port", "int", 1883, 1, 65535),
+            ("lot", "str", "", 0, 64),
+            ("keepalive_s", "int", 60, 0, 3600),
+        ),
+    ),
+    (
+        "uart",
+        (
+            ("id", "int", 1, 0, 3),
+            ("baudrate", "int", 115200, 1200, 3000000),
+            ("tx", "int", 17, 0, 63),
+            ("rx", "int", 16, 0, 63),
+        ),
+    ),
 )
-RADIO = (
-    ("freq_hz", "int", 868100000, 137000000, 1020000000),
-    ("sf", "int", 7, 7, 12),
-    ("bw_hz", "int", 125000, 7800, 500000),
-    ("cr", "int", 5, 5, 8),
-    ("power_dbm", "int", 14, 2, 20),
-    ("sync_word", "int", 0x12, 0, 255),
-    ("preamble", "int", 8, 6, 65535),
-    ("rx_window_ms", "int", 0, 0, 10000),
-)
-DETECT = (
-    ("arrive_ut", "float", 12.0, 0.5, 500.0),
-    ("leave_ut", "float", 6.0, 0.5, 500.0),
-    ("occupied_below_cm", "float", 80.0, 5.0, 400.0),
-    ("hold_samples", "int", 2, 1, 20),
-    ("ema_shift", "int", 5, 1, 12),
-    ("calib_samples", "int", 4, 1, 100),
-    ("rebaseline_samples", "int", 40, 0, 10000),
-    ("range_every", "int", 20, 1, 1000),
-    ("mag_range_gauss", "int", 8, 2, 8),
-    ("short_below_cm", "float", 8.0, 2.0, 50.0),
-)
-WIFI = (
-    ("ssid", "str", "", 0, 32),
-    ("password", "str", "", 0, 63),
-    ("broker", "str", "", 0, 253),
-    ("port", "int", 1883, 1, 65535),
-    ("lot", "str", "", 0, 64),
-    ("keepalive_s", "int", 60, 0, 3600),
-)
-UART = (
-    ("id", "int", 1, 0, 3),
-    ("baudrate", "int", 115200, 1200, 3000000),
-    ("tx", "int", 17, 0, 63),
-    ("rx", "int", 16, 0, 63),
-)
-SECTIONS = (("", TOP), ("radio", RADIO), ("detect", DETECT), ("wifi", WIFI), ("uart", UART))
-# US915 (FCC 15.247): at most 400 ms on air per transmission.
-US915_DWELL_US = 400000
-REGION_BANDS_HZ = {"EU868": (863000000, 870000000), "US915": (902000000, 928000000)}
-REQUIRED = ("node_id", "key", "spot", "board")
 
 
 class NodeConfig:
@@ -157,6 +187,7 @@ class NodeConfig:
     and an instance must not keep the module's functions alive.
     """
 
+    checked = False  # the rules ran on this boot (main.py restarts to drop them)
     errors: "list[str]"
     tx_enabled: bool
     node_id: int
@@ -189,98 +220,99 @@ class NodeConfig:
     uart: dict
 
 
-def new_config() -> NodeConfig:
-    """A config holding every default, no board and transmit disabled."""
-    cfg = NodeConfig()
+def summary(cfg: NodeConfig) -> str:
+    """One line for the console. f-strings: MicroPython compiles one into a single format string (a
+    constant of the module), where the short pieces of a concatenation would each be an interned name."""
+    head = f"node {cfg.node_id} spot {cfg.spot} board {cfg.board or '?'}"
+    if cfg.transport == "wifi":
+        w = cfg.wifi
+        return f"{head} wifi {w['ssid']} mqtt {w['broker']}:{w['port']} lot {w['lot']}"
+    if cfg.transport == "uart":
+        u = cfg.uart
+        return f"{head} uart {u['id']} {u['baudrate']} baud"
+    r = cfg.radio
+    return f"{head} {cfg.region} radio {r['freq_hz']} Hz SF{r['sf']} BW{r['bw_hz'] // 1000} CR4/{r['cr']} {r['power_dbm']} dBm"
+
+
+def signature(raw: bytes, board: bytes) -> str:
+    """What a saved verdict is valid for: node.json, its board profile and the rules' ``_SCHEMA``."""
+    import binascii
+    import hashlib
+
+    h = hashlib.sha256(_SCHEMA.encode())
+    for part in (raw, board):
+        h.update(b"\0")
+        h.update(part)
+    return binascii.hexlify(h.digest()).decode()
+
+
+def save(path: str, raw: bytes, board_file: str, values: dict) -> None:
+    """Write the verdict for node.json ``raw`` (atomically: a torn file would only be checked again).
+    ``values``: the settings, the key in hex. Raises OSError."""
+    import os
+
+    with open(board_file, "rb") as f:
+        board = f.read()
+    where = path + _CHECKED
+    with open(where + ".tmp", "w") as f:
+        f.write(json.dumps({"sig": signature(raw, board), "board_file": board_file, "cfg": values}))
+    try:
+        os.remove(where)  # FAT will not rename over a file
+    except OSError:
+        pass
+    os.rename(where + ".tmp", where)
+
+
+def forget(path: str) -> None:
+    """Delete a saved verdict (one that did not read back)."""
+    import os
+
+    try:
+        os.remove(path + _CHECKED)
+    except OSError:
+        pass
+
+
+def saved(path: str, raw: bytes) -> "NodeConfig | None":
+    """The verdict saved by an earlier boot if it is for exactly this node.json and profile, else None."""
+    import binascii
+
+    try:
+        with open(path + _CHECKED) as f:
+            verdict = json.load(f)
+        with open(verdict["board_file"], "rb") as f:
+            board = f.read()
+        if verdict["sig"] != signature(raw, board):
+            return None
+        cfg = NodeConfig()
+        for name, value in verdict["cfg"].items():
+            setattr(cfg, name, value)
+        cfg.key = bytes(binascii.unhexlify(cfg.key))
+        for section, table in SECTIONS[1:]:  # the keys as the interned names (see SECTIONS)
+            src = getattr(cfg, section)
+            d = {}
+            for row in table:
+                d[row[0]] = src[row[0]]
+            setattr(cfg, section, d)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None  # none saved, unreadable or torn: check node.json again
     cfg.errors = []
-    cfg.tx_enabled = False
-    cfg.node_id = 0
-    cfg.key = b""
-    cfg.spot = ""
-    cfg.board = ""
-    cfg.pins = None
-    for name, _kind, default, _lo, _hi in TOP:
-        setattr(cfg, name, default)
-    for section, table in SECTIONS[1:]:
-        d = {}
-        for name, _kind, default, _lo, _hi in table:
-            d[name] = default
-        setattr(cfg, section, d)
+    cfg.tx_enabled = True
     return cfg
 
 
-def _error(cfg: NodeConfig, key: str, problem: str) -> None:
-    cfg.errors.append("'" + key + "': " + problem)
-
-
-def _set(cfg: NodeConfig, section: str, name: str, value: object) -> None:
-    if section:
-        getattr(cfg, section)[name] = value
-    else:
-        setattr(cfg, name, value)
-
-
-def summary(cfg: NodeConfig) -> str:
-    r = cfg.radio
-    head = "node " + str(cfg.node_id) + " spot " + cfg.spot + " board " + (cfg.board or "?")
-    if cfg.transport == "wifi":
-        w = cfg.wifi
-        return head + " wifi " + w["ssid"] + " mqtt " + w["broker"] + ":" + str(w["port"]) + " lot " + w["lot"]
-    if cfg.transport == "uart":
-        return head + " uart " + str(cfg.uart["id"]) + " " + str(cfg.uart["baudrate"]) + " baud"
-    return (
-        head
-        + " "
-        + cfg.region
-        + " radio "
-        + str(r["freq_hz"])
-        + " Hz SF"
-        + str(r["sf"])
-        + " BW"
-        + str(r["bw_hz"] // 1000)
-        + " CR4/"
-        + str(r["cr"])
-        + " "
-        + str(r["power_dbm"])
-        + " dBm"
-    )
-
-
-def validate(data: object, board_dirs: "list | None" = None) -> NodeConfig:
-    """Check a parsed node.json; never raises. Every problem is in ``errors``."""
-    from node_config_check import check
-
-    return check(data, board_dirs)
-
-
-def load_board(name: str, board_dirs: "list | None" = None) -> tuple:
-    """(profile dict, None) or (None, problem) for a board name."""
-    from node_config_check import load_board as _load_board
-
-    return _load_board(name, board_dirs)
-
-
-def load(path: str = "node.json", board_dirs: "list | None" = None, quiet: bool = False) -> NodeConfig:
-    """Read and validate ``path``; prints every problem on the console."""
+def load(path: str) -> NodeConfig:
+    """The node's config: the saved verdict when node.json is unchanged, else checked (and saved when
+    valid, ``cfg.checked`` True). Prints the summary, or every problem, on the console."""
     try:
-        with open(path) as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            raw = f.read()
     except OSError:
-        cfg = new_config()
-        _error(cfg, "(file)", path + " not found: provision the node (fogpark-node provision)")
-    else:
-        try:
-            data = json.loads(text)
-        except ValueError as e:
-            cfg = new_config()
-            _error(cfg, "(file)", path + " is not valid JSON: " + str(e))
-        else:
-            cfg = validate(data, board_dirs)
-    if not quiet:
-        if cfg.errors:
-            for problem in cfg.errors:
-                print("config error: " + path + ": " + problem)
-            print("config: transmit disabled until " + path + " is fixed")
-        else:
-            print("config ok: " + summary(cfg))
+        raw = None
+    cfg = None if raw is None else saved(path, raw)
+    if cfg is None:
+        from node_config_check import check_file
+
+        return check_file(path, raw)
+    print("config ok: " + summary(cfg))
     return cfg

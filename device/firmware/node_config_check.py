@@ -1,26 +1,113 @@
-"""The node.json rules (see node_config.py for the keys); loaded only while validating.
+"""The node.json rules (see node_config.py for the keys); loaded only when node.json must be checked.
 
-Split from ``node_config`` so that neither module is large to compile on a
-node with little RAM; ``main.py`` drops both once the config is loaded.
+On a node that is once per change of node.json (``node_config.load``): a
+valid file's verdict is saved and the node restarts, so these tables and
+messages never share the heap with the sampling loop.
 """
 
 import binascii
 import json
 
-from node_config import (
-    BANDWIDTHS_HZ,
-    HEX,
-    KNOWN_BOARDS,
-    REGION_BANDS_HZ,
-    REQUIRED,
-    SECTIONS,
-    SPOT_CHARS,
-    US915_DWELL_US,
-    NodeConfig,
-    _error,
-    _set,
-    new_config,
+from node_config import SECTIONS, NodeConfig, forget, save, saved, summary
+
+KNOWN_BOARDS = (
+    "heltec_lora32_v2",
+    "ttgo_lora32",
+    "feather_esp32_v2_rfm95",
+    "feather_rp2040_rfm95",
+    "unix_emulated",
 )
+BANDWIDTHS_HZ = (7800, 10400, 15600, 20800, 31250, 41700, 62500, 125000, 250000, 500000)
+SPOT_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.:/#"
+HEX = "0123456789abcdefABCDEF"
+
+# US915 (FCC 15.247): at most 400 ms on air per transmission.
+US915_DWELL_US = 400000
+REGION_BANDS_HZ = {"EU868": (863000000, 870000000), "US915": (902000000, 928000000)}
+REQUIRED = ("node_id", "key", "spot", "board")
+TOP = SECTIONS[0][1]
+# what a saved verdict holds (with "key" as hex): every setting of NodeConfig
+FIELDS = ("node_id", "key", "spot", "board", "pins") + tuple(row[0] for row in TOP) + tuple(s for s, _t in SECTIONS[1:])
+
+
+def new_config() -> NodeConfig:
+    """A config holding every default, no board and transmit disabled."""
+    cfg = NodeConfig()
+    cfg.errors = []
+    cfg.tx_enabled = False
+    cfg.node_id = 0
+    cfg.key = b""
+    cfg.spot = ""
+    cfg.board = ""
+    cfg.pins = None
+    for name, _kind, default, _lo, _hi in TOP:
+        setattr(cfg, name, default)
+    for section, table in SECTIONS[1:]:
+        d = {}
+        for name, _kind, default, _lo, _hi in table:
+            d[name] = default
+        setattr(cfg, section, d)
+    return cfg
+
+
+def _error(cfg: NodeConfig, key: str, problem: str) -> None:
+    cfg.errors.append("'" + key + "': " + problem)
+
+
+def _set(cfg: NodeConfig, section: str, name: str, value: object) -> None:
+    if section:
+        getattr(cfg, section)[name] = value
+    else:
+        setattr(cfg, name, value)
+
+
+def check_file(path: str, raw: "bytes | None", board_dirs: "list | None" = None) -> NodeConfig:
+    """Check node.json's bytes (None: no file); save the verdict when valid. Prints the summary or
+    every problem."""
+    if raw is None:
+        cfg = new_config()
+        _error(cfg, "(file)", path + " not found: provision the node (fogpark-node provision)")
+    else:
+        try:
+            data = json.loads(raw)
+        except ValueError as e:
+            cfg = new_config()
+            _error(cfg, "(file)", path + " is not valid JSON: " + str(e))
+        else:
+            cfg = check(data, board_dirs)
+            if not cfg.errors:
+                _save(path, raw, cfg, board_dirs)
+    if cfg.errors:
+        for problem in cfg.errors:
+            print("config error: " + path + ": " + problem)
+        print("config: transmit disabled until " + path + " is fixed")
+    else:
+        print("config ok: " + summary(cfg))
+    return cfg
+
+
+def _save(path: str, raw: bytes, cfg: NodeConfig, board_dirs: "list | None") -> None:
+    """Save the verdict and read it back; only a verdict that reads back as this very config sets
+    ``cfg.checked`` (so a node whose flash cannot keep it never restarts in a loop: it runs with the
+    rules in RAM instead)."""
+    board_file = _find_board_file(cfg.board, board_dirs)
+    values = {}
+    for name in FIELDS:
+        values[name] = getattr(cfg, name)
+    values["key"] = binascii.hexlify(cfg.key).decode()
+    try:
+        if board_file is None:
+            raise OSError("the board profile is gone")
+        save(path, raw, board_file, values)
+    except OSError as e:
+        print("config: cannot save " + path + ".checked (" + str(e) + "): node.json is checked at every boot")
+        return
+    again = saved(path, raw)
+    if again is None or any(getattr(again, n) != getattr(cfg, n) for n in FIELDS):
+        print("config: " + path + ".checked does not read back: node.json is checked at every boot")
+        forget(path)
+        return
+    cfg.checked = True
 
 
 def _type_name(v: object) -> str:

@@ -15,25 +15,33 @@ may have been lost). An applied config is written to flash
 of node.json: a reboot does not undo it.
 """
 
-TYPE_CHECKING = False
+try:
+    from micropython import const
+except ImportError:  # CPython: unit tests and the CLI
+
+    def const(expr):  # type: ignore[no-redef,misc]
+        return expr
+
+
+TYPE_CHECKING = const(False)  # mypy: True; MicroPython drops the block at compile time (no names interned)
 if TYPE_CHECKING:
     from typing import Any  # noqa: F401 - type comments
 
 PATH = "remote.cfg"
 
-K_SAMPLE_S = 1
-K_HEARTBEAT_MIN = 2
-K_OCCUPIED_BELOW_CM = 3
-K_MAG_THRESHOLD_UT = 4
-K_CONFIRMED = 5
+_K_SAMPLE_S = const(1)
+_K_HEARTBEAT_MIN = const(2)
+_K_OCCUPIED_BELOW_CM = const(3)
+_K_MAG_THRESHOLD_UT = const(4)
+_K_CONFIRMED = const(5)
 
 # key -> (value length, low, high); ranges as node.json allows them
 RULES = {
-    K_SAMPLE_S: (2, 1, 600),
-    K_HEARTBEAT_MIN: (2, 1, 1440),
-    K_OCCUPIED_BELOW_CM: (2, 5, 400),
-    K_MAG_THRESHOLD_UT: (1, 1, 255),
-    K_CONFIRMED: (1, 0, 1),
+    _K_SAMPLE_S: (2, 1, 600),
+    _K_HEARTBEAT_MIN: (2, 1, 1440),
+    _K_OCCUPIED_BELOW_CM: (2, 5, 400),
+    _K_MAG_THRESHOLD_UT: (1, 1, 255),
+    _K_CONFIRMED: (1, 0, 1),
 }
 
 
@@ -64,9 +72,9 @@ def check(cfg: object, payload: bytes) -> int:
         rule = RULES.get(key)
         if rule is None or value < 0 or not rule[1] <= value <= rule[2]:
             return i
-        if key == K_SAMPLE_S and c.deep_sleep and value < 1:
+        if key == _K_SAMPLE_S and c.deep_sleep and value < 1:
             return i
-        if key == K_CONFIRMED and value and c.transport == "lora" and c.radio["rx_window_ms"] <= 0:
+        if key == _K_CONFIRMED and value and c.transport == "lora" and c.radio["rx_window_ms"] <= 0:
             return i  # nobody would listen for the ACK
     return 0
 
@@ -76,17 +84,17 @@ def apply(cfg: object, payload: bytes) -> None:
     c = cfg  # type: Any
     d = c.detect
     for key, value in entries(payload):
-        if key == K_SAMPLE_S:
+        if key == _K_SAMPLE_S:
             c.sample_ms = value * 1000
-        elif key == K_HEARTBEAT_MIN:
+        elif key == _K_HEARTBEAT_MIN:
             c.heartbeat_s = value * 60
-        elif key == K_OCCUPIED_BELOW_CM:
+        elif key == _K_OCCUPIED_BELOW_CM:
             d["occupied_below_cm"] = float(value)
-        elif key == K_MAG_THRESHOLD_UT:
+        elif key == _K_MAG_THRESHOLD_UT:
             ratio = d["leave_ut"] / d["arrive_ut"]
             d["arrive_ut"] = float(value)
             d["leave_ut"] = value * ratio
-        elif key == K_CONFIRMED:
+        elif key == _K_CONFIRMED:
             c.confirmed = bool(value)
 
 

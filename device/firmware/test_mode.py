@@ -47,7 +47,15 @@ import time
 
 from proto import airtime
 
-TYPE_CHECKING = False
+try:
+    from micropython import const
+except ImportError:  # CPython: unit tests and the CLI
+
+    def const(expr):  # type: ignore[no-redef,misc]
+        return expr
+
+
+TYPE_CHECKING = const(False)  # mypy: True; MicroPython drops the block at compile time (no names interned)
 if TYPE_CHECKING:
     from typing import Any  # noqa: F401 - type comments
 

@@ -49,15 +49,23 @@ from fcnt_store import FcntStore
 
 from proto import airtime, frame
 
-TYPE_CHECKING = False
+try:
+    from micropython import const
+except ImportError:  # CPython: unit tests and the CLI
+
+    def const(expr):  # type: ignore[no-redef,misc]
+        return expr
+
+
+TYPE_CHECKING = const(False)  # mypy: True; MicroPython drops the block at compile time (no names interned)
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any  # noqa: F401 - type comments
 
     from node_config import NodeConfig
 
-US915_DWELL_US = 400000
-MAX_DIAGS = 4
+_US915_DWELL_US = const(400000)
+_MAX_DIAGS = const(4)
 
 
 def hexlify(data: bytes) -> str:
@@ -121,7 +129,7 @@ class Uplink:
 
                 self.link = UartLink(self.cfg)
         except (OSError, ValueError) as e:
-            print(self.cfg.transport + ": " + str(e) + "; transmit disabled")
+            print(f"{self.cfg.transport}: {e}; transmit disabled")
             self.link = None
             self.radio = None
             self.enabled = False
@@ -197,7 +205,7 @@ class Uplink:
         self.confirm_fcnt16 = -1
 
     def queue_diagnostic(self, payload: bytes) -> None:
-        if len(self.diags) >= MAX_DIAGS:
+        if len(self.diags) >= _MAX_DIAGS:
             self.diags.pop(0)
         self.diags.append(payload)
 
@@ -251,7 +259,7 @@ class Uplink:
         base = self.cfg.retry_s
         wait = (base << (self.attempts - 1)) + os.urandom(1)[0] % (base + 1)
         self.retry_at_s = self.now_s + wait + 1  # whole seconds: +1 makes it at least ``wait``
-        print("confirmed: no ACK; retry " + str(self.attempts) + " in " + str(wait) + " s")
+        print(f"confirmed: no ACK; retry {self.attempts} in {wait} s")
         return True
 
     def send(self, msg_type: int, payload: bytes, confirmed: bool = False) -> bool:
@@ -259,19 +267,17 @@ class Uplink:
         name = frame.TYPE_NAMES[msg_type]
         link = self.link
         if not self.enabled or link is None or self.fcnt is None:
-            print("tx disabled: " + name + " not sent")
+            print(f"tx disabled: {name} not sent")
             return True
         n = frame.MIN_FRAME_LEN + len(payload)
         toa = 0
         if self.lora:
             rc = self.cfg.radio
             toa = airtime.time_on_air_us(n, rc["sf"], rc["bw_hz"], rc["cr"], rc["preamble"])
-            if self.cfg.region == "US915" and toa > US915_DWELL_US:
+            if self.cfg.region == "US915" and toa > _US915_DWELL_US:
                 self.dwell_refused += 1
-                print(
-                    "dwell: " + name + " frame of " + str(n) + " B would be on air " + str(toa // 1000)
-                    + " ms at SF" + str(rc["sf"]) + ", over the US915 limit of 400 ms: refused"
-                )
+                print(f"dwell: {name} frame of {n} B would be on air {toa // 1000} ms at SF{rc['sf']}, "
+                      "over the US915 limit of 400 ms: refused")
                 return True
             if toa > self.budget_us:
                 if not self.waiting_note:
@@ -286,18 +292,18 @@ class Uplink:
             return True
         data = frame.encode_frame(msg_type, self.cfg.node_id, fcnt, payload, self.cfg.key)
         if self.cfg.debug:
-            print("FRAME TX " + hexlify(data))
+            print(f"FRAME TX {hexlify(data)}")
         try:
             ok = link.send(data)
         except OSError as e:
-            print("tx " + name + ": " + str(e))
+            print(f"tx {name} failed: {e}")
             ok = False
         self.budget_us -= toa
         if ok:
             self.tx_ok += 1
         else:
             self.tx_failed += 1
-        print("tx " + name + " fcnt " + str(fcnt) + " " + str(n) + " B " + ("ok" if ok else "FAILED"))
+        print(f"tx {name} fcnt {fcnt} {n} B {'ok' if ok else 'FAILED'}")
         if confirmed:
             self.confirm_fcnt16 = fcnt & 0xFFFF
         window = self.cfg.radio["rx_window_ms"]
@@ -335,7 +341,7 @@ class Uplink:
         """Verify and dispatch one received downlink."""
         link = self.link
         if self.cfg.debug:
-            print("FRAME RX " + hexlify(data))
+            print(f"FRAME RX {hexlify(data)}")
         try:
             fr = frame.parse_frame(data)
         except frame.FrameError as e:
@@ -359,7 +365,7 @@ class Uplink:
                 print("frame counter: " + str(e))
         self.rssi_dbm = link.last_rssi_dbm
         self.snr_db = link.last_snr_db
-        print("rx " + fr.type_name() + " fcnt " + str(fcnt) + " rssi " + str(self.rssi_dbm) + " dBm")
+        print(f"rx {fr.type_name()} fcnt {fcnt} rssi {self.rssi_dbm} dBm")
         try:
             f = fr.fields()
         except frame.FrameError as e:

@@ -33,7 +33,6 @@ The script that boots the firmware installs ``vtime`` as ``time``, then this
 module as ``machine``.
 """
 
-import struct
 import sys
 
 import vtime
@@ -75,58 +74,86 @@ _S_READ = const(0xC1)  # a bus, x the byte written while reading
 _I_RMEM = const(0xC3)  # a bus, x address, y register
 _U_READ = const(0xC4)  # a UART (the reply may be shorter)
 
-_head = bytearray(14)
 _d = bytearray(8)  # short replies land here
-_io: list = []  # [request pipe, reply pipe], opened at the first request
-_n = [0]  # the last handle given to a bus
 
 
-def _post(op, a, x=0, y=0, data=None):
-    """Send a request. ``data``: the payload, or for ops with bit 0x40 the number of bytes wanted."""
-    if not _io:
-        import os
-
-        link = os.getenv("FOGPARK_EMU_LINK") or "."
-        _io.append(open(link + "/req", "wb"))  # both sides open req first, so neither waits forever
-        _io.append(open(link + "/rep", "rb"))
-    n = data if op & 0x40 else 0 if data is None else len(data)
-    struct.pack_into("<BBBBHQ", _head, 0, op, a & 0xFF, x & 0xFF, y & 0xFF, n, vtime._us[0])
-    _io[0].write(_head)
-    if n and not op & 0x40:
-        _io[0].write(data)
+def _i32(v):
+    """4 little-endian bytes (struct format strings would be more interned names: see _wire)."""
+    return (v & 0xFFFFFFFF).to_bytes(4, "little")
 
 
-def _ask(op, a, x=0, y=0, data=None, into=None):
-    """Send a request and wait for its reply; its length. The bytes land in ``into`` (or ``_d``)."""
-    _post(op, a, x, y, data)
-    rep = _io[1]
-    if rep.readinto(memoryview(_head)[:12]) != 12:
-        print("machine_link: the hardware server is gone")
-        sys.exit(3)
-    status, n, t = struct.unpack_from("<BxHQ", _head)
-    if t > vtime._us[0]:
-        vtime._us[0] = t
-    if into is None or status:
-        into = _d if n <= 8 else bytearray(n)
-    if n:
-        rep.readinto(into if len(into) == n else memoryview(into)[:n])
-    if status == 1:
-        raise OSError(into[0] | into[1] << 8)
-    if status == 4:
-        sys.exit(into[0])
-    if status:
-        msg = bytes(into[:n]).decode()
-        raise ValueError(msg) if status == 2 else AttributeError(msg) if status == 3 else RuntimeError(msg)
-    return n
+def _s32():
+    """The signed 32-bit reply in ``_d``."""
+    v = int.from_bytes(_d[:4], "little")
+    return v - 0x100000000 if v & 0x80000000 else v
 
 
-def _handle():
-    _n[0] += 1
-    return _n[0]
+def _wire():
+    """The request function, its pipes and header kept as closure variables.
+
+    Why so: MicroPython interns every module-level name and every short string of a module for
+    good, and this module's names count in the firmware's heap although a board has none of them
+    (its ``machine`` names are in ROM). Closure variables and locals are not interned."""
+    head = bytearray(14)
+    pipes: list = []  # [request pipe, reply pipe], opened at the first request
+    handles = [0]
+
+    def _op(code, a, x=0, y=0, data=None, into=None):
+        """One request. ``data``: the payload, or for codes with bit 0x40 the number of bytes wanted.
+        Codes with bit 0x80 wait for the reply: its length, the bytes in ``into`` (or ``_d``).
+        ``a`` None: a new bus handle instead."""
+        if a is None:
+            handles[0] += 1
+            return handles[0]
+        if not pipes:
+            import os
+
+            folder = os.getenv("FOGPARK_EMU_LINK") or "."
+            pipes.append(open(folder + "/req", "wb"))  # both sides open req first, so neither waits forever
+            pipes.append(open(folder + "/rep", "rb"))
+        n = data if code & 0x40 else 0 if data is None else len(data)
+        head[0] = code
+        head[1] = a & 0xFF
+        head[2] = x & 0xFF
+        head[3] = y & 0xFF
+        head[4] = n & 0xFF
+        head[5] = n >> 8
+        head[6:14] = vtime._us[0].to_bytes(8, "little")
+        pipes[0].write(head)
+        if n and not code & 0x40:
+            pipes[0].write(data)
+        if not code & 0x80:
+            return 0
+        rep = pipes[1]
+        if rep.readinto(memoryview(head)[:12]) != 12:
+            print("machine_link: the hardware server is gone")
+            sys.exit(3)
+        status = head[0]
+        n = head[2] | head[3] << 8
+        t = int.from_bytes(head[4:12], "little")
+        if t > vtime._us[0]:
+            vtime._us[0] = t
+        if into is None or status:
+            into = _d if n <= 8 else bytearray(n)
+        if n:
+            rep.readinto(into if len(into) == n else memoryview(into)[:n])
+        if status == 1:
+            raise OSError(into[0] | into[1] << 8)
+        if status == 4:
+            sys.exit(into[0])
+        if status:
+            msg = bytes(into[:n]).decode()
+            raise ValueError(msg) if status == 2 else AttributeError(msg) if status == 3 else RuntimeError(msg)
+        return n
+
+    return _op
 
 
-def _id(p):
-    return p if isinstance(p, int) else p.id
+_op = _wire()
+
+
+def _id(pin):
+    return pin if isinstance(pin, int) else pin.id
 
 
 class Pin:
@@ -143,13 +170,13 @@ class Pin:
         self.init(mode, pull, value=value)
 
     def init(self, mode=-1, pull=-1, *, value=None):
-        _post(_P_INIT, self.id, mode, pull, None if value is None else b"\x01" if value else b"\x00")
+        _op(_P_INIT, self.id, mode, pull, None if value is None else b"\x01" if value else b"\x00")
 
     def value(self, v=None):
         if v is None:
-            _ask(_P_GET, self.id)
+            _op(_P_GET, self.id)
             return _d[0]
-        _post(_P_SET, self.id, 1 if v else 0)
+        _op(_P_SET, self.id, 1 if v else 0)
         return None
 
 
@@ -157,42 +184,42 @@ class SPI:
     def __init__(self, id=1, baudrate=1000000, *, polarity=0, phase=0, bits=8, firstbit=0, sck=None, mosi=None, miso=None):
         if sck is None:
             raise ValueError("emulated SPI needs explicit sck/mosi/miso pins")
-        self.h = _handle()
-        _post(_S_INIT, self.h, data=struct.pack("<iBBBBB", baudrate, polarity, phase, bits, firstbit, _id(sck)))
+        self.id = _op(0, None)
+        _op(_S_INIT, self.id, data=_i32(baudrate) + bytes((polarity, phase, bits, firstbit, _id(sck))))
 
     def write(self, buf):
-        _post(_S_WRITE, self.h, data=buf)
+        _op(_S_WRITE, self.id, data=buf)
 
     def write_readinto(self, write_buf, read_buf):
         if len(write_buf) != len(read_buf):
             raise ValueError("buffers must be the same length")
-        _ask(_S_XFER, self.h, data=write_buf, into=read_buf)
+        _op(_S_XFER, self.id, data=write_buf, into=read_buf)
 
     def readinto(self, buf, write=0):
-        _ask(_S_READ, self.h, write, 0, len(buf), buf)
+        _op(_S_READ, self.id, write, 0, len(buf), buf)
 
 
 class I2C:
     def __init__(self, id=0, *, scl=None, sda=None, freq=400000):
         if scl is None or sda is None:
             raise ValueError("emulated I2C needs explicit scl and sda pins")
-        self.h = _handle()
-        _post(_I_INIT, self.h, _id(scl), _id(sda), struct.pack("<i", freq))
+        self.id = _op(0, None)
+        _op(_I_INIT, self.id, _id(scl), _id(sda), _i32(freq))
 
     def scan(self):
         got = bytearray(128)
-        return list(got[: _ask(_I_SCAN, self.h, into=got)])
+        return list(got[: _op(_I_SCAN, self.id, into=got)])
 
     def writeto_mem(self, addr, memaddr, buf):
-        _ask(_I_WMEM, self.h, addr, memaddr, buf)
+        _op(_I_WMEM, self.id, addr, memaddr, buf)
 
     def readfrom_mem_into(self, addr, memaddr, buf):
-        _ask(_I_RMEM, self.h, addr, memaddr, len(buf), buf)
+        _op(_I_RMEM, self.id, addr, memaddr, len(buf), buf)
 
 
 def time_pulse_us(pin, pulse_level, timeout_us=1000000):
-    _ask(_PULSE, _id(pin), pulse_level, 0, struct.pack("<i", timeout_us))
-    return struct.unpack_from("<i", _d)[0]
+    _op(_PULSE, _id(pin), pulse_level, 0, _i32(timeout_us))
+    return _s32()
 
 
 class ADC:
@@ -203,23 +230,23 @@ class ADC:
         self.atten(atten)
 
     def atten(self, atten):
-        _post(_A_INIT, self.pin, atten)
+        _op(_A_INIT, self.pin, atten)
 
     def read_uv(self):
-        _ask(_ADC_READ, self.pin, 0)
-        return struct.unpack_from("<i", _d)[0]
+        _op(_ADC_READ, self.pin, 0)
+        return _s32()
 
     def read_u16(self):
-        _ask(_ADC_READ, self.pin, 1)
-        return struct.unpack_from("<i", _d)[0]
+        _op(_ADC_READ, self.pin, 1)
+        return _s32()
 
 
 class RTC:
     def memory(self, data=None):
         if data is None:
             buf = bytearray(2048)
-            return bytes(buf[: _ask(_RTC_MEM, 0, 0, 0, None, buf)])
-        _ask(_RTC_MEM, 0, 1, 0, data)
+            return bytes(buf[: _op(_RTC_MEM, 0, 0, 0, None, buf)])
+        _op(_RTC_MEM, 0, 1, 0, data)
         return None
 
 
@@ -227,53 +254,56 @@ class WDT:
     def __init__(self, id=0, timeout=5000):
         if timeout < 1:
             raise ValueError("timeout must be positive")
-        _post(_WDT_INIT, 0, data=struct.pack("<i", timeout))
+        _op(_WDT_INIT, 0, data=_i32(timeout))
 
     def feed(self):
-        _post(_WDT_FEED, 0)
+        _op(_WDT_FEED, 0)
 
 
 class UART:
     def __init__(self, id, baudrate=115200, *, tx=None, rx=None, timeout=0):
-        self.h = _handle()
-        _post(_U_INIT, self.h, data=struct.pack("<iiBB", id, baudrate, _id(tx), _id(rx)))
+        self.id = _op(0, None)
+        _op(_U_INIT, self.id, data=_i32(id) + _i32(baudrate) + bytes((_id(tx), _id(rx))))
 
     def any(self):
-        _ask(_U_ANY, self.h)
+        _op(_U_ANY, self.id)
         return _d[0]
 
     def read(self, nbytes=-1):
         buf = bytearray(256 if nbytes is None or nbytes < 1 else nbytes)
-        n = _ask(_U_READ, self.h, 0, 0, len(buf), buf)
+        n = _op(_U_READ, self.id, 0, 0, len(buf), buf)
         return bytes(buf[:n]) if n else None
 
     def write(self, buf):
-        _post(_U_WRITE, self.h, data=buf)
+        _op(_U_WRITE, self.id, data=buf)
         return len(buf)
 
 
 def lightsleep(time_ms=None):
-    _ask(_SLEEP, 0, 0, 0, struct.pack("<i", -1 if time_ms is None else time_ms))
+    _op(_SLEEP, 0, 0, 0, _i32(-1 if time_ms is None else time_ms))
 
 
 def deepsleep(time_ms=None):
     """Ends in a reset: the server replies with the exit status."""
-    _ask(_SLEEP, 0, 1, 0, struct.pack("<i", -1 if time_ms is None else time_ms))
+    _op(_SLEEP, 0, 1, 0, _i32(-1 if time_ms is None else time_ms))
 
 
 def reset():
-    _ask(_RESET, 0)
+    _op(_RESET, 0)
+
+
+soft_reset = reset
 
 
 def reset_cause():
-    _ask(_CAUSE, 0)
+    _op(_CAUSE, 0)
     return _d[0]
 
 
 def idle():
-    _ask(_IDLE, 0)
+    _op(_IDLE, 0)
 
 
 def emu_mark(value):
     """Not MicroPython API: tell the server's scenario where a bench script is (e.g. a cycle number)."""
-    _post(_MARK, 0, data=struct.pack("<I", value))
+    _op(_MARK, 0, data=_i32(value))

@@ -80,12 +80,15 @@ class MpyRunner:
         cwd: Path | None = None,
         extra_env: dict[str, str] | None = None,
         status: int = 0,
+        module_path: str | None = None,
     ) -> tuple[subprocess.CompletedProcess[str], str]:
         """``script`` (the firmware side, in ``heapsize``) with its hardware in a second process running
         ``hw_script`` (``hil/emu/hw_server.py`` behind it), joined by two named pipes (``machine_link.py``).
 
         Returns the firmware process and the hardware process's output; raises AssertionError with both
-        outputs unless both exit with ``status`` (a reset ends both with 80 + its cause)."""
+        outputs unless both exit with ``status`` (a reset ends both with 80 + its cause). With
+        ``module_path``, ``script`` is a module name run with ``-m`` from that path alone (a precompiled
+        boot script: the firmware process then compiles nothing and its sys.path holds one folder)."""
         env = self.env(compiled)
         env.update(extra_env or {})
         with tempfile.TemporaryDirectory(prefix="fogpark-link-") as link:
@@ -101,9 +104,11 @@ class MpyRunner:
                 )
                 try:
                     try:
+                        fw_env = env if module_path is None else {**env, "MICROPYPATH": module_path}
+                        run = [str(MPY_DIR / script)] if module_path is None else ["-m", script]
                         fw = subprocess.run(
-                            [self.binary, "-X", "heapsize=" + heapsize, str(MPY_DIR / script), *args],
-                            cwd=where, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                            [self.binary, "-X", "heapsize=" + heapsize, *run, *args],
+                            cwd=where, env=fw_env, stdin=subprocess.DEVNULL, capture_output=True, text=True,
                             timeout=timeout,
                         )
                     except subprocess.TimeoutExpired as e:

@@ -25,12 +25,12 @@ except ImportError:  # CPython type checking / tests
         return expr
 
 
-TYPE_CHECKING = False
+TYPE_CHECKING = const(False)  # mypy: True; MicroPython drops the block at compile time (no names interned)
 if TYPE_CHECKING:
     from machine import Pin
 
-MIN_MM = const(20)  # 2 cm: closer is inside the module's blind zone
-MAX_MM = const(4000)  # 4 m: the module's rated range
+_MIN_MM = const(20)  # 2 cm: closer is inside the module's blind zone
+_MAX_MM = const(4000)  # 4 m: the module's rated range
 _TRIGGER_US = const(10)
 
 
@@ -99,7 +99,7 @@ class HCSR04:
             if w <= 0:
                 continue  # -1/-2: timeout, no echo
             mm = w * self._c // 20000
-            if mm < MIN_MM or mm > MAX_MM:
+            if mm < _MIN_MM or mm > _MAX_MM:
                 continue
             # insertion sort into buf[0:n]
             i = n

@@ -13,31 +13,33 @@ interface: ``read_into(out) -> FRESH|SATURATED`` in 0.1 uT,
 FRESH = 0x01
 SATURATED = 0x02
 
-TYPE_CHECKING = False
+try:
+    from micropython import const
+except ImportError:  # CPython: unit tests and the CLI
+
+    def const(expr):  # type: ignore[no-redef,misc]
+        return expr
+
+
+TYPE_CHECKING = const(False)  # mypy: True; MicroPython drops the block at compile time (no names interned)
 if TYPE_CHECKING:
     from machine import I2C
-
-ADDRESSES = (0x0D, 0x2C, 0x1E)
 
 
 def probe(i2c: "I2C", range_gauss: int = 8, odr_hz: int = 0) -> object:
     """A started driver for the magnetometer found on ``i2c``; OSError(19) when none answers."""
     found = i2c.scan()
-    for addr in ADDRESSES:
+    for addr, module, odr in (
+        (0x0D, "drivers.qmc5883l", odr_hz or 10),
+        (0x2C, "drivers.qmc5883p", odr_hz or 10),
+        (0x1E, "drivers.hmc5883l", 15 if odr_hz <= 15 else 75),
+    ):
         if addr not in found:
             continue
         try:
-            if addr == 0x0D:
-                from drivers.qmc5883l import QMC5883L
-
-                return QMC5883L(i2c, range_gauss=range_gauss, odr_hz=odr_hz or 10)
-            if addr == 0x2C:
-                from drivers.qmc5883p import QMC5883P
-
-                return QMC5883P(i2c, range_gauss=range_gauss, odr_hz=odr_hz or 10)
-            from drivers.hmc5883l import HMC5883L
-
-            return HMC5883L(i2c, range_gauss=range_gauss, odr_hz=15 if odr_hz <= 15 else 75)
+            # Imported by name, each driver's class as ``Driver``: the drivers that are not needed are
+            # not loaded, and their names are not interned either (an import statement interns its names).
+            return __import__(module, None, None, ["Driver"]).Driver(i2c, range_gauss=range_gauss, odr_hz=odr)
         except OSError:
             continue  # something else lives at that address: try the next candidate
     raise OSError(19, "no QMC5883L (0x0D), QMC5883P (0x2C) or HMC5883L (0x1E) on the I2C bus; found " + str(found))

@@ -25,12 +25,12 @@ except ImportError:  # CPython type checking / tests
         return expr
 
 
-TYPE_CHECKING = False
+TYPE_CHECKING = const(False)  # mypy: True; MicroPython drops the block at compile time (no names interned)
 if TYPE_CHECKING:
     from machine import I2C
 
 ADDRESS = const(0x0D)
-CHIP_ID = const(0xFF)
+_CHIP_ID = const(0xFF)
 
 _REG_DATA = const(0x00)
 _REG_STATUS = const(0x06)
@@ -47,7 +47,7 @@ _DOR = const(0x04)
 # read_into() result bits
 FRESH = const(0x01)  # new data since the last read
 SATURATED = const(0x02)  # a field beyond the range (OVL)
-SKIPPED = const(0x04)  # samples were overwritten unread (DOR)
+_SKIPPED = const(0x04)  # samples were overwritten unread (DOR)
 
 _MODE_CONTINUOUS = const(0x01)
 _ODR_BITS = {10: 0x00, 50: 0x04, 100: 0x08, 200: 0x0C}
@@ -96,7 +96,7 @@ class QMC5883L:
     def reset(self) -> None:
         """Check the chip id, soft-reset and start continuous measurement."""
         chip = self._read(_REG_CHIP_ID)
-        if chip != CHIP_ID:
+        if chip != _CHIP_ID:
             raise OSError(19, f"QMC5883L chip id 0x{chip:02x}, expected 0xff")
         self._write(_REG_CTRL2, 0x80)  # SOFT_RST
         time.sleep_ms(1)
@@ -138,7 +138,7 @@ class QMC5883L:
         if st & _OVL:
             flags |= SATURATED
         if st & _DOR:
-            flags |= SKIPPED
+            flags |= _SKIPPED
         return flags
 
     def read_ut(self) -> tuple:
@@ -154,3 +154,6 @@ class QMC5883L:
         if v & 0x8000:
             v -= 0x10000
         return v // 10
+
+
+Driver = QMC5883L  # the name drivers/magnetometer.py probes for

@@ -26,12 +26,12 @@ except ImportError:  # CPython type checking / tests
         return expr
 
 
-TYPE_CHECKING = False
+TYPE_CHECKING = const(False)  # mypy: True; MicroPython drops the block at compile time (no names interned)
 if TYPE_CHECKING:
     from machine import I2C
 
 ADDRESS = const(0x2C)
-CHIP_ID = const(0x80)
+_CHIP_ID = const(0x80)
 
 _REG_CHIP_ID = const(0x00)
 _REG_DATA = const(0x01)
@@ -85,7 +85,7 @@ class QMC5883P:
     def reset(self) -> None:
         """Check the chip id, soft-reset, define the axis signs, start continuous measurement."""
         chip = self._read(_REG_CHIP_ID)
-        if chip != CHIP_ID:
+        if chip != _CHIP_ID:
             raise OSError(19, f"QMC5883P chip id 0x{chip:02x}, expected 0x80")
         self._write(_REG_CTRL2, 0x80)  # SOFT_RST
         time.sleep_ms(1)
@@ -123,3 +123,6 @@ class QMC5883P:
 
     def temperature_c10(self) -> "int | None":
         return None
+
+
+Driver = QMC5883P  # the name drivers/magnetometer.py probes for

@@ -38,7 +38,7 @@ except ImportError:  # CPython type checking / tests
         return expr
 
 
-TYPE_CHECKING = False
+TYPE_CHECKING = const(False)  # mypy: True; MicroPython drops the block at compile time (no names interned)
 if TYPE_CHECKING:
     from machine import SPI, Pin
 
@@ -71,7 +71,7 @@ _REQA = const(0x26)
 _HLTA = const(0x50)
 _CASCADE_TAG = const(0x88)
 
-VERSIONS = (0x91, 0x92, 0x88, 0x12)
+_VERSIONS = const((0x91, 0x92, 0x88, 0x12))
 
 
 class RC522:
@@ -91,7 +91,7 @@ class RC522:
             reset.value(1)
             time.sleep_ms(50)  # oscillator start-up
         self.version = self.read_reg(_VERSION)
-        if self.version not in VERSIONS:
+        if self.version not in _VERSIONS:
             raise OSError(19, f"RC522 not found: VersionReg 0x{self.version:02x}")
         if not cold and self.read_reg(_T_RELOAD_L) == 30:
             return

@@ -44,7 +44,7 @@ except ImportError:  # CPython type checking / tests
         return expr
 
 
-TYPE_CHECKING = False
+TYPE_CHECKING = const(False)  # mypy: True; MicroPython drops the block at compile time (no names interned)
 if TYPE_CHECKING:
     from machine import SPI, Pin
 

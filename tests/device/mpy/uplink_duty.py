@@ -1,13 +1,13 @@
 """The uplink's airtime budget and frame counters, on the emulated radio (run under MicroPython)."""
 
-import node_config
+import node_config_check
 from emu_setup import result, setup
 from uplink import Uplink
 
 from proto import frame
 
 board, world, parts = setup()
-cfg = node_config.validate(
+cfg = node_config_check.check(
     {
         "node_id": 99,
         "key": "2b7e151628aed2a6abf7158809cf4f3c",
