@@ -50,9 +50,10 @@ def esptool(chip: str, port: str, *args: str) -> list[str]:
 
 
 def prepare_script(remotes: list[str]) -> str:
-    """MicroPython run on the board before copying (one line): folders, and no stale twin of a module."""
+    """MicroPython run on the board before copying (one line): folders, no stale twin of a module, and no
+    saved verdict on node.json (``node.json.checked``): new firmware may bring new rules or defaults."""
     dirs = sorted({r.rsplit("/", 1)[0] for r in remotes if "/" in r})
-    twins = []
+    twins = ["node.json.checked"]
     for r in remotes:
         if r.endswith(".mpy"):
             twins.append(r[:-4] + ".py")

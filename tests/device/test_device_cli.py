@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from device import battery, board_link
+from device.cli import BOARDS_DIR, firmware_module
 from device.cli import main as cli_main
 from hil.emu.pty_board import PtyBoard
 from proto import frame
@@ -139,6 +140,13 @@ def test_flash_monitor_and_calibrate_a_board(board: PtyBoard, tmp_path: Path, ca
     nj = _node_json(tmp_path / "node.json")
     (board.flash / "fcnt.dat").write_text("fcnt1 48 2\n")  # the node has sent frames before: a reflash must not rewind
     (board.flash / "detect.py").write_text("raise ImportError('stale source: must be removed')\n")
+    # a verdict on this very node.json saved by older firmware (its defaults differ): flash must drop it
+    check = firmware_module("node_config_check")
+    cfg = check.check(json.loads(nj.read_text()), [str(BOARDS_DIR)])
+    values = {name: getattr(cfg, name) for name in check.FIELDS} | {"key": KEY_HEX, "sample_ms": 4321}
+    sig = firmware_module("node_config").signature(nj.read_bytes(), (BOARDS_DIR / "unix_emulated.json").read_bytes())
+    stale = {"sig": sig, "board_file": "boards/unix_emulated.json", "cfg": values}
+    (board.flash / "node.json.checked").write_text(json.dumps(stale))
     assert cli_main(["flash", str(nj), "--port", board.port]) == 0
     err = capsys.readouterr().err
     assert re.search(r"\[#{30}\] \d+/\d+", err)  # the progress bar reached the end
@@ -146,6 +154,8 @@ def test_flash_monitor_and_calibrate_a_board(board: PtyBoard, tmp_path: Path, ca
     assert {"main.py", "node_app.mpy", "detect.mpy", "proto/frame.mpy", "drivers/sx127x.mpy", "boards/unix_emulated.json",
             "node.json", "fcnt.dat"} <= files
     assert "detect.py" not in files  # the stale twin of a shipped .mpy is gone
+    verdict = board.flash / "node.json.checked"  # checked again by the new firmware at its first boot
+    assert _wait(lambda: verdict.exists() and json.loads(verdict.read_text())["cfg"]["sample_ms"] == 500, 10)
     assert not [f for f in files if f.endswith(".py") and f != "main.py"]
     # the board restarted into the flashed firmware: it is on the air (the emulator's log) ...
     tx = _wait(lambda: [ln for ln in (board.emu_out.read_text() if board.emu_out.exists() else "").splitlines()

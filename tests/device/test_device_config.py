@@ -103,6 +103,92 @@ def test_load_reports_unparsable_file(tmp_path: Path, capsys: pytest.CaptureFixt
     assert cfg.tx_enabled is False and "not found" in cfg.errors[0]
 
 
+# --- checked once per change: the saved verdict (node.json.checked) --------------------------
+
+
+def _same(a: Any, b: Any) -> bool:
+    check = firmware_module("node_config_check")
+    return all(getattr(a, n) == getattr(b, n) for n in check.FIELDS)
+
+
+def test_a_valid_node_json_is_checked_once_then_read_from_its_verdict(
+    tmp_path: Path, node_json: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    nc = firmware_module("node_config")
+    check = firmware_module("node_config_check")
+    p = tmp_path / "node.json"
+    p.write_text(json.dumps(node_json(sample_ms=250, radio={"sf": 9})))
+    first = nc.load(str(p))
+    assert first.checked is True and first.errors == [] and first.tx_enabled
+    assert (tmp_path / "node.json.checked").exists()
+
+    def no_rules(*_a: Any, **_k: Any) -> None:
+        raise AssertionError("the rules ran although node.json did not change")
+
+    with monkeypatch.context() as m:
+        m.setattr(check, "check_file", no_rules)
+        second = nc.load(str(p))  # the verdict, without loading the rules
+    assert second.checked is False and second.tx_enabled and second.errors == []
+    assert _same(first, second) and second.key == bytes.fromhex(node_json()["key"])
+    assert list(second.radio) == [row[0] for row in nc.SECTIONS[1][1]]  # every key, defaults filled in
+    assert capsys.readouterr().out.count("config ok: node 305441741 spot T-001") == 2
+
+    p.write_text(json.dumps(node_json(sample_ms=300)))  # a changed node.json: checked again
+    third = nc.load(str(p))
+    assert third.checked is True and third.sample_ms == 300 and third.radio["sf"] == 7
+
+
+def test_a_changed_board_profile_or_a_torn_verdict_is_checked_again(
+    tmp_path: Path, node_json: Callable[..., dict[str, Any]],
+) -> None:
+    nc = firmware_module("node_config")
+    p = tmp_path / "node.json"
+    p.write_text(json.dumps(node_json()))
+    assert nc.load(str(p)).checked is True
+    verdict = tmp_path / "node.json.checked"
+    saved = json.loads(verdict.read_text())
+    profile = tmp_path / "unix_emulated.json"  # the verdict pointed at a copy of the profile (same bytes)
+    profile.write_text(Path(saved["board_file"]).read_text())
+    verdict.write_text(json.dumps(saved | {"board_file": str(profile)}))
+    assert nc.load(str(p)).checked is False  # same bytes: still valid
+    profile.write_text(profile.read_text().replace('"sample_ms": 500', '"sample_ms": 700'))
+    assert nc.load(str(p)).checked is True  # the profile changed: checked again
+    verdict.write_text(verdict.read_text()[:40])  # torn by a power cut
+    assert nc.load(str(p)).checked is True
+    saved = json.loads(verdict.read_text())
+    verdict.write_text(json.dumps(saved | {"sig": "0" * 64}))  # another node.json's, or another schema's
+    assert nc.load(str(p)).checked is True
+
+
+def test_a_bad_node_json_leaves_no_verdict_and_is_checked_at_every_boot(
+    tmp_path: Path, node_json: Callable[..., dict[str, Any]], capsys: pytest.CaptureFixture[str],
+) -> None:
+    nc = firmware_module("node_config")
+    p = tmp_path / "node.json"
+    p.write_text(json.dumps(node_json(sample_ms=10)))
+    for _ in range(2):
+        cfg = nc.load(str(p))
+        assert cfg.checked is False and cfg.tx_enabled is False
+        assert not (tmp_path / "node.json.checked").exists()
+    assert capsys.readouterr().out.count("config error: " + str(p) + ": 'sample_ms': must be from 50") == 2
+
+
+def test_a_verdict_that_cannot_be_saved_means_no_restart(
+    tmp_path: Path, node_json: Callable[..., dict[str, Any]], capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A flash that cannot keep the verdict must not make the node restart in a loop: it runs with the
+    rules in RAM, and says so."""
+    nc = firmware_module("node_config")
+    p = tmp_path / "node.json"
+    p.write_text(json.dumps(node_json()))
+    (tmp_path / "node.json.checked.tmp").mkdir()  # the write fails
+    cfg = nc.load(str(p))
+    assert cfg.tx_enabled and cfg.checked is False
+    assert "node.json is checked at every boot" in capsys.readouterr().out
+    assert not (tmp_path / "node.json.checked").exists()
+
+
 # --- fogpark-node check / provision ------------------------------------------------------
 
 
