@@ -1,6 +1,6 @@
 """A MicroPython board on a pseudo-terminal: the real unix-port REPL, the emulated hardware, a flash folder.
 
-    python -m hil.emu.pty_board --flash DIR [--board unix_emulated] [--heapsize 512k]
+    python -m hil.emu.pty_board --flash DIR [--board unix_emulated] [--heapsize 512k] [--romfs-size BYTES]
 
 prints the serial port's path (``/dev/pts/N``) and serves it until killed.
 ``mpremote``, ``fogpark-node flash|monitor|calibrate`` and pyserial talk to
@@ -22,7 +22,11 @@ What the relay adds to the unix port, because the unix port is not a board:
   UART interrupt character does).
 
 The emulator's own lines (TX on air, EMU events) go to ``--emu-out``
-(default ``DIR/../emu.log``), not to the console.
+(default ``DIR/../emu.log``), not to the console. ``--romfs-size`` gives the
+board a ROMFS partition of that many bytes (``romfs_partition.py``; its
+flash is the file ``DIR.romfs0`` beside the flash folder), as a MicroPython
+built with ROMFS has: ``mpremote romfs deploy`` writes it, and the next boot
+mounts it at /rom.
 """
 
 from __future__ import annotations
@@ -77,6 +81,7 @@ class PtyBoard:
         heapsize: str = "512k",
         emu_out: Path | None = None,
         world: str | None = None,
+        romfs_size: int = 0,
     ) -> None:
         from hil.node_process import DEFAULT_MICROPYTHON
 
@@ -87,6 +92,8 @@ class PtyBoard:
         self.heapsize = heapsize
         self.emu_out = Path(emu_out) if emu_out else self.flash.parent / "emu.log"
         self.world = world
+        self.romfs_size = romfs_size
+        self.romfs_file = self.flash.parent / (self.flash.name + ".romfs0")
         self.dev_master, self.dev_slave = pty.openpty()
         self.host_master, self.host_slave = pty.openpty()
         _device_tty(self.dev_slave)
@@ -110,6 +117,10 @@ class PtyBoard:
         env["FOGPARK_EMU_CONTROL"] = "none"
         env["FOGPARK_EMU_OUT"] = str(self.emu_out)
         env.pop("FOGPARK_EMU_UART", None)
+        if self.romfs_size:
+            env["FOGPARK_EMU_ROMFS"] = str(self.romfs_file) + ":" + str(self.romfs_size)
+        else:
+            env.pop("FOGPARK_EMU_ROMFS", None)
         if self.world:
             env["FOGPARK_EMU_WORLD"] = self.world
         if self.skip_main:
@@ -225,9 +236,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--flash", required=True, type=Path, help="the board's filesystem (a folder)")
     ap.add_argument("--board", default="unix_emulated", help="board profile to wire (default %(default)s)")
     ap.add_argument("--heapsize", default="512k")
+    ap.add_argument("--romfs-size", type=int, default=0, help="a ROMFS partition of this many bytes (0: none)")
     ap.add_argument("--emu-out", type=Path, help="where the emulator's TX/EMU lines go")
     args = ap.parse_args(argv)
-    board = PtyBoard(args.flash, args.board, heapsize=args.heapsize, emu_out=args.emu_out).start()
+    board = PtyBoard(args.flash, args.board, heapsize=args.heapsize, emu_out=args.emu_out,
+                     romfs_size=args.romfs_size).start()
     print(board.port, flush=True)
     try:
         while True:

@@ -182,6 +182,60 @@ def test_flash_monitor_and_calibrate_a_board(board: PtyBoard, tmp_path: Path, ca
     assert re.search(r"^calibrated: baseline", text, re.M)
 
 
+@pytest.fixture
+def rom_board(tmp_path: Path) -> Iterator[PtyBoard]:
+    """A board whose MicroPython has a 128 KiB ROMFS partition (hil/emu/romfs_partition.py)."""
+    b = PtyBoard(tmp_path / "rom" / "flash", emu_out=tmp_path / "rom" / "emu.log", romfs_size=128 * 1024,
+                 heapsize="1M").start()
+    time.sleep(0.5)
+    yield b
+    b.stop()
+
+
+def test_flash_romfs_runs_the_firmware_from_the_rom_partition(
+    rom_board: PtyBoard, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nj = _node_json(tmp_path / "node.json")
+    assert cli_main(["flash", str(nj), "--port", rom_board.port, "--romfs", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "mpremote connect " + rom_board.port + " romfs deploy " in out and "fs cp " in out
+    # a plain flash first: its copies of the modules on the filesystem must go (they would be imported first)
+    assert cli_main(["flash", str(nj), "--port", rom_board.port]) == 0
+    assert (rom_board.flash / "proto" / "frame.mpy").exists()
+    log = rom_board.emu_out
+    assert _wait(lambda: log.exists() and "TX " in log.read_text(), 10)
+    capsys.readouterr()
+    before = len(log.read_text())
+    assert cli_main(["flash", str(nj), "--port", rom_board.port, "--romfs"]) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"\[#{30}\] \d+/\d+ ROMFS image", err), err  # the image's progress bar reached the end
+    assert rom_board.romfs_file.read_bytes()[:3] == b"\xd2\xcd\x31"  # a ROMFS image in the partition
+    files = {str(p.relative_to(rom_board.flash)) for p in rom_board.flash.rglob("*")}
+    assert "main.py" in files and "node.json" in files and "fcnt.dat" in files  # the counter is kept
+    assert not [f for f in files if f.endswith((".mpy", ".json")) and f not in ("node.json",)], files
+    assert not (rom_board.flash / "proto").exists() and not (rom_board.flash / "drivers").exists()
+    # the node boots from /rom (nothing else left to import) and is on the air again
+    assert _wait(lambda: "TX " in log.read_text()[before:], 15), log.read_text()[before:]
+    verdict = rom_board.flash / "node.json.checked"
+    assert _wait(lambda: verdict.exists() and json.loads(verdict.read_text())["board_file"].startswith("/rom/"), 10)
+
+
+def test_flash_romfs_on_a_board_without_rom_says_so_and_changes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    b = PtyBoard(tmp_path / "plain" / "flash", emu_out=tmp_path / "plain" / "emu.log").start()
+    try:
+        time.sleep(0.5)
+        (b.flash / "fcnt.dat").write_text("fcnt1 48 2\n")
+        nj = _node_json(tmp_path / "node.json")
+        assert cli_main(["flash", str(nj), "--port", b.port, "--romfs"]) == 1
+        err = capsys.readouterr().err
+        assert "ROMFS is not enabled on this device" in err and "drop --romfs" in err
+        assert sorted(p.name for p in b.flash.iterdir()) == ["fcnt.dat"]
+    finally:
+        b.stop()
+
+
 def test_calibrate_as_a_downlink(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     nj = _node_json(tmp_path / "node.json")
     assert cli_main(["calibrate", "--downlink", "--node-json", str(nj), "--fcnt", "7"]) == 0
