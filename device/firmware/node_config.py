@@ -187,7 +187,7 @@ class NodeConfig:
     and an instance must not keep the module's functions alive.
     """
 
-    checked = False  # the rules ran on this boot (main.py restarts to drop them)
+    checked = False  # the rules ran on this boot and the verdict was saved (main.py may restart to drop them)
     errors: "list[str]"
     tx_enabled: bool
     node_id: int
