@@ -78,7 +78,7 @@ class Stack:
     channels_hz: tuple[int, ...] = ()  # uplink channels dealt round-robin to nodes (default: the node's own)
 
     def __post_init__(self) -> None:
-        self.workdir = Path(self.workdir)
+        self.workdir = Path(self.workdir).resolve()  # the processes run in it: relative paths would nest
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.cfg = load_fog_config(self.fog_config)
         self.lot_id = self.cfg.lot.id

@@ -42,9 +42,11 @@ def _cloud_history(stack: Stack) -> str:
     return out.stdout
 
 
-async def test_one_vehicle_in_and_out_through_every_tier(tmp_path: Path) -> None:
+async def test_one_vehicle_in_and_out_through_every_tier(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A relative working folder, as `make demo` passes (var/demo): every process must find its files.
+    monkeypatch.chdir(tmp_path)
     # Two channels, as a site spreads its nodes: the two bays' frames cannot collide and make the test flaky.
-    stack = Stack(tmp_path, StackPorts.ephemeral(), node_settings={"boot_jitter_s": 1},
+    stack = Stack(Path("stack"), StackPorts.ephemeral(), node_settings={"boot_jitter_s": 1},
                   channels_hz=(868_100_000, 868_300_000))
     await stack.start(spots=["A01", "A02"])
     try:
@@ -89,7 +91,7 @@ async def test_one_vehicle_in_and_out_through_every_tier(tmp_path: Path) -> None
     finally:
         await stack.stop()
     # Every frame the fog committed is in its SQLite file, and the cloud acknowledged it.
-    fog_db = sqlite3.connect(tmp_path / "fog" / "demo-fog.db")
+    fog_db = sqlite3.connect(tmp_path / "stack" / "fog" / "demo-fog.db")  # where the relative folder is
     stored = [r[0] for r in fog_db.execute(
         "SELECT state FROM events WHERE spot_id='A01' AND state IS NOT NULL ORDER BY id")]
     assert stored[-1] == "empty" and "occupied" in stored
