@@ -29,6 +29,9 @@
 
 from __future__ import annotations
 
+import codecs
+import os
+import re
 import shlex
 import subprocess
 import sys
@@ -100,6 +103,17 @@ def romfs_prepare_script(remotes: list[str]) -> str:
     )
 
 
+def install_commands(port: str, firmware_bin: Path | None, chip: str, baud: int) -> list[list[str]]:
+    """Erase a blank board and write MicroPython with esptool (none without ``firmware_bin``): the first
+    commands of either kind of flash."""
+    if firmware_bin is None:
+        return []
+    return [
+        esptool(chip, port, "erase-flash"),
+        esptool(chip, port, "--baud", str(baud), "write-flash", "-z", ESPTOOL_OFFSETS[chip], str(firmware_bin)),
+    ]
+
+
 def romfs_flash_commands(
     port: str,
     image: Path,
@@ -111,10 +125,7 @@ def romfs_flash_commands(
     baud: int = 460800,
 ) -> list[list[str]]:
     """The commands ``flash --romfs`` runs, in order: (esptool,) the ROMFS image, then the filesystem."""
-    cmds: list[list[str]] = []
-    if firmware_bin is not None:
-        cmds.append(esptool(chip, port, "erase-flash"))
-        cmds.append(esptool(chip, port, "--baud", str(baud), "write-flash", "-z", ESPTOOL_OFFSETS[chip], str(firmware_bin)))
+    cmds = install_commands(port, firmware_bin, chip, baud)
     cmds.append(mpremote(port, "romfs", "deploy", str(image)))
     cmds.append(mpremote(port, "exec", romfs_prepare_script(rom_remotes), "+", "fs", "cp", str(main_py), ":main.py",
                          "+", "fs", "cp", str(node_json), ":node.json", "+", "reset"))
@@ -122,29 +133,20 @@ def romfs_flash_commands(
 
 
 def run_romfs_deploy(cmd: list[str], size: int, out: IO[str], timeout: float = 600) -> int:
-    """Run ``mpremote romfs deploy``, drawing the progress bar from its ``Writing at offset`` reports
-    (carriage-return separated, not lines)."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
-    assert proc.stdout is not None
-    seen = ""
-    deadline = time.monotonic() + timeout
-    while True:
-        chunk = proc.stdout.read(64)
-        if not chunk:
-            break
-        seen = (seen + chunk)[-4000:]
-        tail = seen.rsplit("Writing at offset ", 1)
-        if len(tail) == 2 and tail[1][:1].isdigit():
-            done = int("".join(c for c in tail[1].split("\r")[0].split("\n")[0] if c.isdigit()) or 0)
-            progress(min(done + 4096, size), size, "ROMFS image", out)
-        if time.monotonic() > deadline:
-            proc.kill()
-            break
-    rc = proc.wait()
+    """Run ``mpremote romfs deploy``, drawing the progress bar from its ``Writing at offset N`` reports."""
+    deployed = []
+
+    def report(record: str) -> None:
+        m = re.match(r"Writing at offset (\d+)", record)
+        if m:
+            progress(min(int(m.group(1)) + 4096, size), size, "ROMFS image", out)  # mpremote writes 4 KiB chunks
+        elif record == "ROMFS image deployed":
+            deployed.append(True)
+
+    rc, tail = _run_reporting(cmd, report, timeout)
     out.write("\n")
-    if rc != 0 or "ROMFS image deployed" not in seen:
-        text = seen.replace("\r", "\n").strip()
-        out.write("mpremote romfs deploy failed (" + str(rc) + "):\n" + text[-1500:] + "\n")
+    if rc != 0 or not deployed:
+        out.write("mpremote romfs deploy failed (" + str(rc) + "):\n" + "\n".join(tail) + "\n")
         return rc or 1
     return 0
 
@@ -158,10 +160,7 @@ def flash_commands(
     baud: int = 460800,
 ) -> list[list[str]]:
     """The commands ``flash`` runs, in order."""
-    cmds: list[list[str]] = []
-    if firmware_bin is not None:
-        cmds.append(esptool(chip, port, "erase-flash"))
-        cmds.append(esptool(chip, port, "--baud", str(baud), "write-flash", "-z", ESPTOOL_OFFSETS[chip], str(firmware_bin)))
+    cmds = install_commands(port, firmware_bin, chip, baud)
     remotes = [r for _, r in files] + ["node.json"]
     args: list[str] = ["exec", prepare_script(remotes)]
     for local, remote in files:
@@ -190,23 +189,46 @@ def progress(done: int, total: int, name: str, out: IO[str]) -> None:
     out.flush()
 
 
-def run_copy(cmd: list[str], total: int, out: IO[str], timeout: float = 300) -> int:
-    """Run the mpremote copy session, drawing the progress bar from its ``cp`` lines."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
-    done = 0
-    tail: list[str] = []
-    deadline = time.monotonic() + timeout
+def _run_reporting(cmd: list[str], report: Callable[[str], None], timeout: float) -> tuple[int, list[str]]:
+    """Run ``cmd``, handing each record of its output to ``report`` as it comes: lines, and also the
+    carriage-return separated reports of a progress counter. Returns the exit status and the last 20
+    records (for an error message)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert proc.stdout is not None
-    for line in proc.stdout:
-        line = line.rstrip()
-        tail = (tail + [line])[-20:]
-        if line.startswith("cp "):
-            done += 1
-            progress(done, total, line.rsplit(":", 1)[-1], out)
+    decode = codecs.getincrementaldecoder("utf-8")(errors="replace").decode
+    tail: list[str] = []
+    pending = ""
+    deadline = time.monotonic() + timeout
+    while True:
+        chunk = os.read(proc.stdout.fileno(), 4096)  # what is there: a report without a newline counts too
+        pending += decode(chunk, final=not chunk)
+        *records, pending = re.split(r"[\r\n]", pending)
+        if not chunk and pending:
+            records.append(pending)
+        for record in records:
+            record = record.rstrip()
+            if record:
+                tail = (tail + [record])[-20:]
+                report(record)
+        if not chunk:
+            break
         if time.monotonic() > deadline:
             proc.kill()
             break
-    rc = proc.wait()
+    proc.stdout.close()
+    return proc.wait(), tail
+
+
+def run_copy(cmd: list[str], total: int, out: IO[str], timeout: float = 300) -> int:
+    """Run the mpremote copy session, drawing the progress bar from its ``cp`` lines."""
+    done = []
+
+    def report(record: str) -> None:
+        if record.startswith("cp "):
+            done.append(record)
+            progress(len(done), total, record.rsplit(":", 1)[-1], out)
+
+    rc, tail = _run_reporting(cmd, report, timeout)
     out.write("\n")
     if rc != 0:
         out.write("mpremote failed (" + str(rc) + "):\n" + "\n".join(tail) + "\n")
