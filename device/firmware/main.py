@@ -22,15 +22,10 @@ try:
     gc.collect()
     import node_config
 
-    cfg = node_config.load("node.json")
+    cfg = node_config.boot("node.json")
     del node_config
     sys.modules.pop("node_config_check", None)
     del sys.modules["node_config"]
-    if cfg.checked and gc.mem_alloc() + gc.mem_free() < 131072:  # type: ignore[attr-defined]
-        # a heap under 128 KiB (an ESP32 without PSRAM): the rules' ~100 interned names would cost it
-        # ~6 KB for good; with more RAM a second boot buys nothing
-        print("config: node.json checked and saved; restarting with a clean heap")
-        machine.soft_reset()
     gc.collect()
     import node_app
 

@@ -12,8 +12,8 @@ kept until the next reset). So the node checks node.json only when it, its
 board profile or ``SCHEMA`` changed: a valid file's verdict is saved in
 ``node.json.checked`` (the settings with every default filled in, and a
 SHA-256 over node.json, the profile and ``_SCHEMA``), ``cfg.checked`` says
-the rules ran, and main.py then soft-resets (on a heap under 128 KiB) so the
-sampling loop starts with a clean heap. Every later boot (and every
+the rules ran, and ``boot`` (main.py's call) then soft-resets on a heap
+under 128 KiB so the sampling loop starts with a clean heap. Every later boot (and every
 deep-sleep wake, which no longer pays for checking) reads the saved verdict
 after comparing the hash, without loading the rules. A bad file is never
 saved: it is checked, and its problems printed, at every boot.
@@ -187,7 +187,7 @@ class NodeConfig:
     and an instance must not keep the module's functions alive.
     """
 
-    checked = False  # the rules ran on this boot and the verdict was saved (main.py may restart to drop them)
+    checked = False  # the rules ran on this boot and the verdict was saved (``boot`` may restart to drop them)
     errors: "list[str]"
     tx_enabled: bool
     node_id: int
@@ -298,6 +298,22 @@ def saved(path: str, raw: bytes) -> "NodeConfig | None":
         return None  # none saved, unreadable or torn: check node.json again
     cfg.errors = []
     cfg.tx_enabled = True
+    return cfg
+
+
+def boot(path: str) -> NodeConfig:
+    """What a node runs at boot (main.py): ``load``, and after a check, on a heap under 128 KiB (an ESP32
+    without PSRAM), a soft reset: the rules' interned names would cost it ~6 KB for good, and the next
+    boot reads the verdict. With more RAM a second boot buys nothing."""
+    cfg = load(path)
+    if cfg.checked:
+        import gc
+
+        if gc.mem_alloc() + gc.mem_free() < 131072:  # type: ignore[attr-defined]
+            import machine
+
+            print("config: node.json checked and saved; restarting with a clean heap")
+            machine.soft_reset()
     return cfg
 
 

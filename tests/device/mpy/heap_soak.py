@@ -47,13 +47,10 @@ def main(cycles):
     gc.collect()
     import node_config
 
-    cfg = node_config.load("node.json")
+    cfg = node_config.boot("node.json")  # a new node.json: checked, saved, and a soft reset (exit 85) here
     del node_config
     sys.modules.pop("node_config_check", None)
     del sys.modules["node_config"]
-    if cfg.checked and gc.mem_alloc() + gc.mem_free() < 131072:  # type: ignore[attr-defined]  # as main.py
-        result("config_checked", True)
-        machine_link.soft_reset()
     gc.collect()
     import node_app
 
